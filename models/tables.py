@@ -1,0 +1,49 @@
+"""Every table of the schema, imported in one place so ``metadata`` is complete.
+
+Alembic's ``env.py`` and the tests import this module; the runtime never does.
+"""
+
+from __future__ import annotations
+
+from models.accounts import Customer, Organization, OrganizationMember
+from models.agent_config import AgentConfig, BehavioralTactic, SystemPrompt
+from models.base import PARTITIONED_TABLES, UPDATED_AT_TABLES, metadata
+from models.calls import (
+    EMBEDDING_DIMENSIONS,
+    Call,
+    CallAnalysis,
+    CallEvent,
+    CallExtractedVariables,
+    CallRagChunk,
+    CallToolExecution,
+    CallTranscript,
+    CallUserInterruption,
+)
+from models.operations import FailedPayload
+from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
+
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "PARTITIONED_TABLES",
+    "UPDATED_AT_TABLES",
+    "AgentConfig",
+    "BehavioralTactic",
+    "Call",
+    "CallAnalysis",
+    "CallEvent",
+    "CallExtractedVariables",
+    "CallMessage",
+    "CallMetric",
+    "CallRagChunk",
+    "CallRagRetrieval",
+    "CallToolExecution",
+    "CallTranscript",
+    "CallTransition",
+    "CallUserInterruption",
+    "Customer",
+    "FailedPayload",
+    "Organization",
+    "OrganizationMember",
+    "SystemPrompt",
+    "metadata",
+]

@@ -1,0 +1,89 @@
+"""Database access: one lazily created engine per process, and the transaction scope.
+
+No engine exists at import time. Celery's prefork pool forks worker children from a parent
+that may have touched the database; a pool inherited across a fork shares sockets between
+processes (hung queries, "bad record mac"), so ``dispose_engine`` runs in every child
+(``worker_process_init``) and at shutdown, and the next use builds a fresh engine.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from sqlalchemy import Engine, create_engine, event
+from sqlmodel import Session
+
+from worker.errors import translate_database_errors
+from worker.settings import Settings, get_settings
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_engine_pid: int | None = None
+
+
+def build_engine(settings: Settings) -> Engine:
+    """An engine for ``settings``: small pool (one task at a time per process), pre-ping so a
+    restarted PostgreSQL costs one failed check rather than one failed task."""
+    engine = create_engine(
+        settings.sqlalchemy_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=2,
+        pool_pre_ping=True,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": 5, "application_name": "callstore"},
+    )
+    statement_timeout = settings.statement_timeout_ms
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        with dbapi_connection.cursor() as cursor:
+            cursor.execute(f"SET statement_timeout = {int(statement_timeout)}")
+            cursor.execute("SET lock_timeout = '10s'")
+        dbapi_connection.commit()
+
+    return engine
+
+
+def get_engine() -> Engine:
+    """This process's engine, created on first use (and again after a fork)."""
+    global _engine, _engine_pid
+    pid = os.getpid()
+    if _engine is None or _engine_pid != pid:
+        with _lock:
+            if _engine is None or _engine_pid != pid:
+                _engine = build_engine(get_settings())
+                _engine_pid = pid
+    return _engine
+
+
+def dispose_engine() -> None:
+    """Forget this process's pool without closing sockets a parent process may still own."""
+    global _engine, _engine_pid
+    with _lock:
+        if _engine is not None:
+            _engine.dispose(close=_engine_pid == os.getpid())
+        _engine = None
+        _engine_pid = None
+
+
+@contextmanager
+def session_scope(engine: Engine | None = None) -> Iterator[Session]:
+    """One transaction: commit on success, roll back on error, driver errors translated.
+
+    The caller owns the transaction; helpers that receive the session never commit.
+    """
+    with translate_database_errors(), Session(engine or get_engine()) as session:
+        with session.begin():
+            yield session
+
+
+def raw_connection(session: Session) -> psycopg.Connection[Any]:
+    """The psycopg connection under ``session``'s transaction, for COPY and pipelined bulk SQL."""
+    driver = session.connection().connection.driver_connection
+    assert isinstance(driver, psycopg.Connection)
+    return driver

@@ -1,0 +1,140 @@
+"""The one settings object of callstore, read from ``CALLSTORE_*`` variables and ``.env``.
+
+Every process (worker, beat, CLI, runtime client) reads configuration here and nowhere else.
+Secrets are ``SecretStr`` so they never appear in a repr, a log line or a traceback. A wrong or
+missing value stops the process with one line that names the variable (``settings_or_exit``).
+"""
+
+from __future__ import annotations
+
+import sys
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal, NoReturn
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "CALLSTORE_"
+
+#: Where ``callstore stack up`` writes its connection settings by default; read as an env file
+#: so that, after ``stack up`` in a checkout, every command finds the embedded servers.
+DEFAULT_STACK_ENV = Path(".callstore/stack.env")
+
+_DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
+_BROKER_SCHEMES = ("redis", "rediss", "redis+socket")
+
+
+class Settings(BaseSettings):
+    """Configuration of every callstore process. Field ``x`` is variable ``CALLSTORE_X``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=(str(DEFAULT_STACK_ENV), ".env"),
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: SecretStr = Field(
+        description="PostgreSQL URL (postgresql://user:password@host:port/db, or ?host=/socket/dir).",
+    )
+    broker_url: SecretStr = Field(
+        description="Redis URL of the Celery broker (redis://, rediss:// or redis+socket:///path).",
+    )
+    azure_connection_string: SecretStr | None = Field(
+        default=None, description="Connection string of the legacy Azure Storage account."
+    )
+
+    retention_days: Annotated[int, Field(ge=0, le=36500)] = 365
+    retention_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
+    retention_export_dir: Path | None = None
+    partition_premake_months: Annotated[int, Field(ge=0, le=36)] = 3
+    max_payload_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
+    #: Payloads at least this large are sent zlib-compressed (see docs/benchmarks.md).
+    compress_min_bytes: Annotated[int, Field(ge=0)] = 256 * 1024
+
+    spool_dir: Path = Path(".callstore/spool")
+    #: Seconds an unacknowledged message stays invisible before Redis hands it to another worker.
+    #: Must exceed the longest task (docs/operations.md); it also bounds how long a task whose
+    #: worker was SIGKILLed waits before it is delivered again.
+    broker_visibility_timeout: Annotated[int, Field(ge=1, le=86400)] = 900
+    #: How long ``CallRecorder`` tries the broker before spooling the payload locally.
+    publish_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    finalize_max_retries: Annotated[int, Field(ge=0, le=100)] = 8
+    finalize_retry_backoff_max: Annotated[int, Field(ge=1, le=3600)] = 60
+    worker_max_tasks_per_child: Annotated[int, Field(ge=0)] = 0
+    database_pool_size: Annotated[int, Field(ge=1, le=100)] = 2
+    statement_timeout_ms: Annotated[int, Field(ge=0)] = 60_000
+
+    migration_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    flower_basic_auth: SecretStr | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: SecretStr) -> SecretStr:
+        _require_scheme(value.get_secret_value(), _DATABASE_SCHEMES)
+        return value
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: SecretStr) -> SecretStr:
+        _require_scheme(value.get_secret_value(), _BROKER_SCHEMES)
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """``database_url`` in the form SQLAlchemy needs to use psycopg 3."""
+        url = self.database_url.get_secret_value()
+        scheme, rest = url.split("://", 1)
+        if scheme in ("postgresql", "postgres"):
+            scheme = "postgresql+psycopg"
+        return f"{scheme}://{rest}"
+
+    @property
+    def libpq_url(self) -> str:
+        """``database_url`` in the form psycopg and libpq take directly."""
+        url = self.database_url.get_secret_value()
+        return "postgresql://" + url.split("://", 1)[1]
+
+
+def _require_scheme(url: str, schemes: tuple[str, ...]) -> None:
+    scheme = urlsplit(url).scheme
+    if scheme not in schemes:
+        shown = scheme or "(none)"
+        raise ValueError(f"scheme {shown!r} is not one of {', '.join(schemes)}")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests build ``Settings(...)`` directly instead."""
+    return Settings()  # type: ignore[call-arg]  # required fields come from the environment
+
+
+def describe_error(error: ValidationError) -> str:
+    """One line naming each bad setting by its environment variable, without echoing values."""
+    parts = []
+    for item in error.errors():
+        name = ENV_PREFIX + "_".join(str(p) for p in item["loc"]).upper()
+        message = item["msg"]
+        if item["type"] == "missing":
+            message = "is required but not set"
+        parts.append(f"{name} {message}")
+    return "invalid configuration: " + "; ".join(parts)
+
+
+def settings_or_exit() -> Settings:
+    """``get_settings()``, or one clear line on stderr and exit status 2 when it is wrong."""
+    try:
+        return get_settings()
+    except ValidationError as error:
+        _exit_with(describe_error(error))
+
+
+def _exit_with(message: str) -> NoReturn:
+    print(f"callstore: {message}", file=sys.stderr)
+    raise SystemExit(2)
