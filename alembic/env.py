@@ -9,13 +9,14 @@ and ``callstore stack up`` do; otherwise the URL comes from ``CALLSTORE_DATABASE
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import Connection, create_engine, pool
 from sqlmodel.sql.sqltypes import AutoString
 
+from alembic import context
 from models.tables import metadata
 from worker.partitions import parse_partition_name
 
@@ -25,12 +26,10 @@ config = context.config
 def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
     if type_ == "schema":
         return name in (None, "public")
-    if type_ == "table" and name is not None and parse_partition_name(name) is not None:
-        return False
-    return True
+    return not (type_ == "table" and name is not None and parse_partition_name(name) is not None)
 
 
-def render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+def render_item(type_: str, obj: Any, autogen_context: AutogenContext) -> str | Literal[False]:
     """Render SQLModel's and pgvector's types as plain imports in generated migrations."""
     if type_ == "type" and isinstance(obj, AutoString):
         return f"sa.String(length={obj.length})" if obj.length else "sa.String()"

@@ -82,4 +82,6 @@ class OrganizationMember(SQLModel, table=True):
         foreign_key="customers.id",
         ondelete="CASCADE",
     )
-    role: str = Field(default="member", max_length=50, sa_column_kwargs={"server_default": "member"})
+    role: str = Field(
+        default="member", max_length=50, sa_column_kwargs={"server_default": "member"}
+    )

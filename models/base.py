@@ -8,6 +8,7 @@ name predictable from its table and columns.
 from __future__ import annotations
 
 from datetime import datetime
+
 from sqlalchemy import DateTime, text
 from sqlmodel import Field, SQLModel
 
@@ -49,8 +50,6 @@ def in_check(column: str, values: tuple[str, ...]) -> str:
     """SQL text of a CHECK that restricts an enum-like VARCHAR column to ``values``."""
     quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
     return f"{column} IN ({quoted})"
-
-
 
 
 class Created(SQLModel):

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
     ARRAY,
     BigInteger,
@@ -27,7 +28,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from pgvector.sqlalchemy import Vector
 from sqlmodel import Field
 
 from models.base import Created, Timestamped, in_check
@@ -39,10 +39,7 @@ from models.enums import (
     Sentiment,
     values,
 )
-
-
-#: Dimensions of ``call_rag_chunks.embedding`` (the platform's embedding model, seed 003).
-EMBEDDING_DIMENSIONS = 1536
+from models.payload import EMBEDDING_DIMENSIONS
 
 
 def _call_fk() -> Any:
@@ -164,7 +161,9 @@ class Call(Timestamped, table=True):
     total_messages: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     total_transitions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     avg_llm_ttfb_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
-    total_llm_tokens: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    total_llm_tokens: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
     max_llm_ttfb_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
     avg_llm_processing_time_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
     avg_stt_delay_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
@@ -175,9 +174,15 @@ class Call(Timestamped, table=True):
     avg_total_pipeline_time_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
     avg_rag_processing_time_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
     avg_variable_extraction_time_ms: Decimal | None = Field(default=None, sa_type=Numeric(10, 2))
-    total_prompt_tokens: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    total_completion_tokens: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
-    total_tts_characters: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    total_prompt_tokens: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    total_completion_tokens: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
+    total_tts_characters: int = Field(
+        default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
     total_rag_retrievals: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     total_interruptions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     total_tool_executions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
@@ -249,7 +254,9 @@ class CallRagChunk(Created, table=True):
     chunk_index: int | None = None
     token_count: int | None = None
     score: Decimal = Field(sa_type=Numeric(5, 4))
-    embedding: Any = Field(default=None, sa_column=Column("embedding", Vector(EMBEDDING_DIMENSIONS)))
+    embedding: Any = Field(
+        default=None, sa_column=Column("embedding", Vector(EMBEDDING_DIMENSIONS))
+    )
     embedding_model: str | None = Field(default=None, max_length=100)
 
 

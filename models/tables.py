@@ -9,7 +9,6 @@ from models.accounts import Customer, Organization, OrganizationMember
 from models.agent_config import AgentConfig, BehavioralTactic, SystemPrompt
 from models.base import PARTITIONED_TABLES, UPDATED_AT_TABLES, metadata
 from models.calls import (
-    EMBEDDING_DIMENSIONS,
     Call,
     CallAnalysis,
     CallEvent,
@@ -20,6 +19,7 @@ from models.calls import (
     CallUserInterruption,
 )
 from models.operations import FailedPayload
+from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
 __all__ = [

@@ -77,9 +77,12 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
 
     The caller owns the transaction; helpers that receive the session never commit.
     """
-    with translate_database_errors(), Session(engine or get_engine()) as session:
-        with session.begin():
-            yield session
+    with (
+        translate_database_errors(),
+        Session(engine or get_engine()) as session,
+        session.begin(),
+    ):
+        yield session
 
 
 def raw_connection(session: Session) -> psycopg.Connection[Any]:

@@ -72,7 +72,9 @@ _CONFLICT_ERRORS: tuple[type[Exception], ...] = (
 
 def classify(error: BaseException) -> CallstoreError | None:
     """Our error for a driver ``error``, or None when it is not a database error we know."""
-    original = error.orig if isinstance(error, sa_exc.DBAPIError) else error
+    original: BaseException = error
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        original = error.orig
     if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
         return DatabaseUnavailable(_message(original))
     if not isinstance(original, psycopg.Error):

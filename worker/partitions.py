@@ -144,9 +144,7 @@ def ensure_partitions(
     return created
 
 
-def ensure_horizon(
-    conn: psycopg.Connection[Any], *, today: date, months_ahead: int
-) -> list[str]:
+def ensure_horizon(conn: psycopg.Connection[Any], *, today: date, months_ahead: int) -> list[str]:
     """Partitions for the month of ``today`` and ``months_ahead`` months after it."""
     current = month_start(today)
     return ensure_partitions(conn, months=month_range(current, add_months(current, months_ahead)))
@@ -174,7 +172,9 @@ def _create_partition(conn: psycopg.Connection[Any], table: str, month: date) ->
         ).format(name=name, parent=parent)
     )
     conn.execute(
-        sql.SQL("ALTER TABLE {parent} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})").format(
+        sql.SQL(
+            "ALTER TABLE {parent} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"
+        ).format(
             parent=parent,
             name=name,
             lo=sql.Literal(_bound(month)),

@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from alembic import op
 from pgvector.sqlalchemy import Vector
 from sqlalchemy.dialects import postgresql
 
+from alembic import op
 from models.base import UPDATED_AT_TABLES
 from worker.partitions import ensure_horizon
 
@@ -39,7 +39,8 @@ $$
 
 
 def _premake_months() -> int:
-    configured = op.get_context().config.attributes.get("partition_premake_months")
+    config = op.get_context().config
+    configured = config.attributes.get("partition_premake_months") if config else None
     if configured is not None:
         return int(configured)
     from worker.settings import settings_or_exit
@@ -58,9 +59,8 @@ def upgrade() -> None:
         )
     if not op.get_context().as_sql:
         connection = op.get_bind().connection.driver_connection
-        ensure_horizon(
-            connection, today=datetime.now(UTC).date(), months_ahead=_premake_months()
-        )
+        assert connection is not None
+        ensure_horizon(connection, today=datetime.now(UTC).date(), months_ahead=_premake_months())
 
 
 def _create_tables() -> None:
@@ -78,9 +78,7 @@ def _create_tables() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("archetype", sa.String(length=100), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
@@ -107,9 +105,7 @@ def _create_tables() -> None:
         sa.Column("content", sa.Text(), nullable=False),
         sa.Column("node_id", sa.String(length=255), nullable=True),
         sa.Column("turn_number", sa.Integer(), nullable=True),
-        sa.Column(
-            "was_interrupted", sa.Boolean(), server_default="false", nullable=False
-        ),
+        sa.Column("was_interrupted", sa.Boolean(), server_default="false", nullable=False),
         sa.CheckConstraint(
             "role IN ('user', 'assistant', 'system')",
             name=op.f("ck_call_messages_role"),
@@ -170,9 +166,7 @@ def _create_tables() -> None:
         sa.Column("search_mode", sa.String(length=16), nullable=True),
         sa.Column("chunks_retrieved", sa.Integer(), nullable=False),
         sa.Column("top_k", sa.Integer(), nullable=True),
-        sa.Column(
-            "processing_time_ms", sa.Numeric(precision=10, scale=2), nullable=True
-        ),
+        sa.Column("processing_time_ms", sa.Numeric(precision=10, scale=2), nullable=True),
         sa.Column(
             "query_params",
             postgresql.JSONB(astext_type=sa.Text()),
@@ -250,9 +244,7 @@ def _create_tables() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("phone_number", sa.String(length=20), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=True),
@@ -260,9 +252,7 @@ def _create_tables() -> None:
         sa.Column("postal_code", sa.String(length=16), nullable=True),
         sa.Column("balance", sa.Numeric(precision=12, scale=2), nullable=True),
         sa.Column("days_overdue", sa.Integer(), server_default="0", nullable=False),
-        sa.Column(
-            "segment", sa.String(length=16), server_default="standard", nullable=False
-        ),
+        sa.Column("segment", sa.String(length=16), server_default="standard", nullable=False),
         sa.Column("language", sa.String(length=5), server_default="en", nullable=False),
         sa.Column(
             "metadata",
@@ -270,21 +260,15 @@ def _create_tables() -> None:
             server_default=sa.text("'{}'::jsonb"),
             nullable=False,
         ),
-        sa.CheckConstraint(
-            "language IN ('en', 'fr')", name=op.f("ck_customers_language")
-        ),
-        sa.CheckConstraint(
-            "segment IN ('premium', 'standard')", name=op.f("ck_customers_segment")
-        ),
+        sa.CheckConstraint("language IN ('en', 'fr')", name=op.f("ck_customers_language")),
+        sa.CheckConstraint("segment IN ('premium', 'standard')", name=op.f("ck_customers_segment")),
         sa.CheckConstraint(
             "days_overdue >= 0", name=op.f("ck_customers_days_overdue_not_negative")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
         sa.UniqueConstraint("external_id", name=op.f("uq_customers_external_id")),
     )
-    op.create_index(
-        "ix_customers_phone_number", "customers", ["phone_number"], unique=False
-    )
+    op.create_index("ix_customers_phone_number", "customers", ["phone_number"], unique=False)
     op.create_table(
         "failed_payloads",
         sa.Column(
@@ -308,9 +292,7 @@ def _create_tables() -> None:
         sa.Column("error_class", sa.String(length=100), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="1", nullable=False),
-        sa.Column(
-            "status", sa.String(length=16), server_default="pending", nullable=False
-        ),
+        sa.Column("status", sa.String(length=16), server_default="pending", nullable=False),
         sa.Column(
             "first_seen_at",
             sa.DateTime(timezone=True),
@@ -330,13 +312,9 @@ def _create_tables() -> None:
             name=op.f("ck_failed_payloads_status"),
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_failed_payloads")),
-        sa.UniqueConstraint(
-            "payload_sha256", name=op.f("uq_failed_payloads_payload_sha256")
-        ),
+        sa.UniqueConstraint("payload_sha256", name=op.f("uq_failed_payloads_payload_sha256")),
     )
-    op.create_index(
-        "ix_failed_payloads_call_id", "failed_payloads", ["call_id"], unique=False
-    )
+    op.create_index("ix_failed_payloads_call_id", "failed_payloads", ["call_id"], unique=False)
     op.create_index(
         "ix_failed_payloads_status_last_seen_at",
         "failed_payloads",
@@ -357,9 +335,7 @@ def _create_tables() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("external_id", sa.String(length=255), nullable=True),
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("domain", sa.String(length=255), nullable=True),
@@ -386,9 +362,7 @@ def _create_tables() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column(
             "environment",
@@ -410,13 +384,9 @@ def _create_tables() -> None:
             "environment IN ('development', 'staging', 'production')",
             name=op.f("ck_system_prompts_environment"),
         ),
-        sa.CheckConstraint(
-            "version >= 1", name=op.f("ck_system_prompts_version_positive")
-        ),
+        sa.CheckConstraint("version >= 1", name=op.f("ck_system_prompts_version_positive")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_system_prompts")),
-        sa.UniqueConstraint(
-            "name", "version", name=op.f("uq_system_prompts_name_version")
-        ),
+        sa.UniqueConstraint("name", "version", name=op.f("uq_system_prompts_name_version")),
     )
     op.create_index(
         "ix_system_prompts_active",
@@ -439,20 +409,12 @@ def _create_tables() -> None:
             server_default=sa.text("now()"),
             nullable=False,
         ),
-        sa.Column(
-            "id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False
-        ),
+        sa.Column("id", sa.UUID(), server_default=sa.text("gen_random_uuid()"), nullable=False),
         sa.Column("organization_id", sa.UUID(), nullable=True),
         sa.Column("name", sa.String(length=100), nullable=False),
-        sa.Column(
-            "voice_config", postgresql.JSONB(astext_type=sa.Text()), nullable=False
-        ),
-        sa.Column(
-            "behavior_config", postgresql.JSONB(astext_type=sa.Text()), nullable=False
-        ),
-        sa.Column(
-            "tool_config", postgresql.JSONB(astext_type=sa.Text()), nullable=False
-        ),
+        sa.Column("voice_config", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("behavior_config", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
+        sa.Column("tool_config", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("is_active", sa.Boolean(), server_default="true", nullable=False),
         sa.ForeignKeyConstraint(
             ["organization_id"],
@@ -491,14 +453,10 @@ def _create_tables() -> None:
         sa.Column("to_number", sa.String(length=50), nullable=True),
         sa.Column("twilio_call_sid", sa.String(length=64), nullable=True),
         sa.Column("twilio_stream_sid", sa.String(length=64), nullable=True),
-        sa.Column(
-            "recording_enabled", sa.Boolean(), server_default="false", nullable=False
-        ),
+        sa.Column("recording_enabled", sa.Boolean(), server_default="false", nullable=False),
         sa.Column("recording_sid", sa.String(length=64), nullable=True),
         sa.Column("recording_url", sa.Text(), nullable=True),
-        sa.Column(
-            "direction", sa.String(length=16), server_default="inbound", nullable=False
-        ),
+        sa.Column("direction", sa.String(length=16), server_default="inbound", nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("error_message", sa.Text(), nullable=True),
         sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
@@ -506,9 +464,7 @@ def _create_tables() -> None:
         sa.Column("duration_seconds", sa.Integer(), nullable=True),
         sa.Column("initial_node", sa.String(length=255), nullable=True),
         sa.Column("final_node", sa.String(length=255), nullable=True),
-        sa.Column(
-            "source", sa.String(length=16), server_default="runtime", nullable=False
-        ),
+        sa.Column("source", sa.String(length=16), server_default="runtime", nullable=False),
         sa.Column("revision", sa.BigInteger(), nullable=False),
         sa.Column("finalized_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("persisted_at", sa.DateTime(timezone=True), nullable=True),
@@ -532,11 +488,9 @@ def _create_tables() -> None:
         ),
         sa.Column("total_turns", sa.Integer(), server_default="0", nullable=False),
         sa.Column("total_messages", sa.Integer(), server_default="0", nullable=False),
-        sa.Column(
-            "total_transitions", sa.Integer(), server_default="0", nullable=False
-        ),
+        sa.Column("total_transitions", sa.Integer(), server_default="0", nullable=False),
         sa.Column("avg_llm_ttfb_ms", sa.Numeric(precision=10, scale=2), nullable=True),
-        sa.Column("total_llm_tokens", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("total_llm_tokens", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("max_llm_ttfb_ms", sa.Numeric(precision=10, scale=2), nullable=True),
         sa.Column(
             "avg_llm_processing_time_ms",
@@ -559,9 +513,7 @@ def _create_tables() -> None:
             sa.Numeric(precision=10, scale=2),
             nullable=True,
         ),
-        sa.Column(
-            "avg_llm_to_tts_gap_ms", sa.Numeric(precision=10, scale=2), nullable=True
-        ),
+        sa.Column("avg_llm_to_tts_gap_ms", sa.Numeric(precision=10, scale=2), nullable=True),
         sa.Column(
             "avg_total_pipeline_time_ms",
             sa.Numeric(precision=10, scale=2),
@@ -577,38 +529,22 @@ def _create_tables() -> None:
             sa.Numeric(precision=10, scale=2),
             nullable=True,
         ),
-        sa.Column(
-            "total_prompt_tokens", sa.Integer(), server_default="0", nullable=False
-        ),
-        sa.Column(
-            "total_completion_tokens", sa.Integer(), server_default="0", nullable=False
-        ),
-        sa.Column(
-            "total_tts_characters", sa.Integer(), server_default="0", nullable=False
-        ),
-        sa.Column(
-            "total_rag_retrievals", sa.Integer(), server_default="0", nullable=False
-        ),
-        sa.Column(
-            "total_interruptions", sa.Integer(), server_default="0", nullable=False
-        ),
-        sa.Column(
-            "total_tool_executions", sa.Integer(), server_default="0", nullable=False
-        ),
+        sa.Column("total_prompt_tokens", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("total_completion_tokens", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("total_tts_characters", sa.BigInteger(), server_default="0", nullable=False),
+        sa.Column("total_rag_retrievals", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("total_interruptions", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("total_tool_executions", sa.Integer(), server_default="0", nullable=False),
         sa.CheckConstraint(
             "call_type IN ('real_call', 'simulator', 'test')",
             name=op.f("ck_calls_call_type"),
         ),
-        sa.CheckConstraint(
-            "direction IN ('inbound', 'outbound')", name=op.f("ck_calls_direction")
-        ),
+        sa.CheckConstraint("direction IN ('inbound', 'outbound')", name=op.f("ck_calls_direction")),
         sa.CheckConstraint(
             "source <> 'runtime' OR (tenant_id IS NOT NULL AND agent_id IS NOT NULL)",
             name=op.f("ck_calls_runtime_has_tenant_and_agent"),
         ),
-        sa.CheckConstraint(
-            "source IN ('runtime', 'azure')", name=op.f("ck_calls_source")
-        ),
+        sa.CheckConstraint("source IN ('runtime', 'azure')", name=op.f("ck_calls_source")),
         sa.CheckConstraint(
             "status IN ('in_progress', 'ended', 'error')", name=op.f("ck_calls_status")
         ),
@@ -641,9 +577,7 @@ def _create_tables() -> None:
     op.create_index("ix_calls_direction", "calls", ["direction"], unique=False)
     op.create_index("ix_calls_started_at", "calls", ["started_at"], unique=False)
     op.create_index("ix_calls_status", "calls", ["status"], unique=False)
-    op.create_index(
-        "ix_calls_tenant_id_agent_id", "calls", ["tenant_id", "agent_id"], unique=False
-    )
+    op.create_index("ix_calls_tenant_id_agent_id", "calls", ["tenant_id", "agent_id"], unique=False)
     op.create_index(
         "uq_calls_source_twilio_call_sid",
         "calls",
@@ -654,9 +588,7 @@ def _create_tables() -> None:
         "organization_members",
         sa.Column("organization_id", sa.UUID(), nullable=False),
         sa.Column("customer_id", sa.UUID(), nullable=False),
-        sa.Column(
-            "role", sa.String(length=50), server_default="member", nullable=False
-        ),
+        sa.Column("role", sa.String(length=50), server_default="member", nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"],
             ["customers.id"],
@@ -746,9 +678,7 @@ def _create_tables() -> None:
         unique=False,
         postgresql_using="gin",
     )
-    op.create_index(
-        "ix_call_analysis_sentiment", "call_analysis", ["sentiment"], unique=False
-    )
+    op.create_index("ix_call_analysis_sentiment", "call_analysis", ["sentiment"], unique=False)
     op.create_table(
         "call_events",
         sa.Column(
@@ -772,12 +702,8 @@ def _create_tables() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_events")),
     )
-    op.create_index(
-        "ix_call_events_call_id", "call_events", ["call_id", "sequence"], unique=False
-    )
-    op.create_index(
-        "ix_call_events_event_type", "call_events", ["event_type"], unique=False
-    )
+    op.create_index("ix_call_events_call_id", "call_events", ["call_id", "sequence"], unique=False)
+    op.create_index("ix_call_events_event_type", "call_events", ["event_type"], unique=False)
     op.create_table(
         "call_extracted_variables",
         sa.Column(
@@ -801,9 +727,7 @@ def _create_tables() -> None:
             nullable=False,
         ),
         sa.Column("success", sa.Boolean(), nullable=False),
-        sa.Column(
-            "processing_time_ms", sa.Numeric(precision=10, scale=2), nullable=True
-        ),
+        sa.Column("processing_time_ms", sa.Numeric(precision=10, scale=2), nullable=True),
         sa.Column("node_id", sa.String(length=255), nullable=True),
         sa.Column("turn_number", sa.Integer(), nullable=True),
         sa.ForeignKeyConstraint(
@@ -854,9 +778,7 @@ def _create_tables() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_call_rag_chunks")),
     )
-    op.create_index(
-        "ix_call_rag_chunks_call_id", "call_rag_chunks", ["call_id"], unique=False
-    )
+    op.create_index("ix_call_rag_chunks_call_id", "call_rag_chunks", ["call_id"], unique=False)
     op.create_index(
         "ix_call_rag_chunks_embedding",
         "call_rag_chunks",
@@ -923,16 +845,12 @@ def _create_tables() -> None:
         ),
         sa.Column("call_id", sa.UUID(), nullable=False),
         sa.Column("transcript_text", sa.Text(), nullable=False),
-        sa.Column(
-            "transcript_data", postgresql.JSONB(astext_type=sa.Text()), nullable=False
-        ),
+        sa.Column("transcript_data", postgresql.JSONB(astext_type=sa.Text()), nullable=False),
         sa.Column("message_count", sa.Integer(), nullable=False),
         sa.Column(
             "search_vector",
             postgresql.TSVECTOR(),
-            sa.Computed(
-                "to_tsvector('english'::regconfig, transcript_text)", persisted=True
-            ),
+            sa.Computed("to_tsvector('english'::regconfig, transcript_text)", persisted=True),
             nullable=True,
         ),
         sa.ForeignKeyConstraint(
@@ -981,9 +899,7 @@ def _create_tables() -> None:
 
 def downgrade() -> None:
     # Dropping a partitioned table drops its partitions with it.
-    op.drop_index(
-        "ix_call_user_interruptions_call_id", table_name="call_user_interruptions"
-    )
+    op.drop_index("ix_call_user_interruptions_call_id", table_name="call_user_interruptions")
     op.drop_table("call_user_interruptions")
     op.drop_index(
         "ix_call_transcripts_search_vector",
@@ -993,9 +909,7 @@ def downgrade() -> None:
     op.drop_table("call_transcripts")
     op.drop_index("ix_call_tool_executions_call_id", table_name="call_tool_executions")
     op.drop_table("call_tool_executions")
-    op.drop_index(
-        "ix_call_rag_chunks_retrieval_id_chunk_rank", table_name="call_rag_chunks"
-    )
+    op.drop_index("ix_call_rag_chunks_retrieval_id_chunk_rank", table_name="call_rag_chunks")
     op.drop_index(
         "ix_call_rag_chunks_embedding",
         table_name="call_rag_chunks",
@@ -1005,9 +919,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_call_rag_chunks_call_id", table_name="call_rag_chunks")
     op.drop_table("call_rag_chunks")
-    op.drop_index(
-        "ix_call_extracted_variables_call_id", table_name="call_extracted_variables"
-    )
+    op.drop_index("ix_call_extracted_variables_call_id", table_name="call_extracted_variables")
     op.drop_table("call_extracted_variables")
     op.drop_index("ix_call_events_event_type", table_name="call_events")
     op.drop_index("ix_call_events_call_id", table_name="call_events")
@@ -1020,9 +932,7 @@ def downgrade() -> None:
     )
     op.drop_index("ix_call_analysis_call_successful", table_name="call_analysis")
     op.drop_table("call_analysis")
-    op.drop_index(
-        "ix_organization_members_customer_id", table_name="organization_members"
-    )
+    op.drop_index("ix_organization_members_customer_id", table_name="organization_members")
     op.drop_table("organization_members")
     op.drop_index("uq_calls_source_twilio_call_sid", table_name="calls")
     op.drop_index("ix_calls_tenant_id_agent_id", table_name="calls")
@@ -1040,9 +950,7 @@ def downgrade() -> None:
     )
     op.drop_table("system_prompts")
     op.drop_table("organizations")
-    op.drop_index(
-        "ix_failed_payloads_status_last_seen_at", table_name="failed_payloads"
-    )
+    op.drop_index("ix_failed_payloads_status_last_seen_at", table_name="failed_payloads")
     op.drop_index("ix_failed_payloads_call_id", table_name="failed_payloads")
     op.drop_table("failed_payloads")
     op.drop_index("ix_customers_phone_number", table_name="customers")
@@ -1052,9 +960,7 @@ def downgrade() -> None:
         table_name="call_transitions",
         postgresql_using="brin",
     )
-    op.drop_index(
-        "ix_call_transitions_from_node_id_to_node_id", table_name="call_transitions"
-    )
+    op.drop_index("ix_call_transitions_from_node_id_to_node_id", table_name="call_transitions")
     op.drop_index("ix_call_transitions_call_id_sequence", table_name="call_transitions")
     op.drop_table("call_transitions")
     op.drop_index(

@@ -1,0 +1,314 @@
+"""The payload contract between the call runtime and the workers (``calls.finalize``).
+
+The runtime builds it (``worker.recorder``), the worker validates it again before touching the
+database, and ``docs/payload.schema.json`` is its JSON Schema export (a test keeps it current).
+Everything PostgreSQL would refuse is refused here first, with a message naming the field, so
+a bad payload is dead-lettered with a clear reason instead of failing inside a transaction.
+
+Compatibility: ``schema_version`` changes only for incompatible changes; adding an optional
+field is compatible. Workers are deployed before runtimes so they always know the newest version.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    JsonValue,
+    model_validator,
+)
+
+from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode, Sentiment
+
+SCHEMA_VERSION = 1
+TASK_NAME = "calls.finalize"
+QUEUE = "calls"
+
+#: Entries may be stamped slightly before ``started_at`` (clock skew between components) ...
+MAX_CLOCK_SKEW = timedelta(hours=1)
+#: ... and no entry of a real call is this long after it started. The bound also keeps a broken
+#: clock from creating partitions for far-away months.
+MAX_CALL_SPAN = timedelta(days=2)
+
+#: Metric types measured in seconds; the others are counts.
+TIME_METRICS = frozenset(
+    {
+        MetricType.STT_DELAY,
+        MetricType.USER_TO_BOT_LATENCY,
+        MetricType.TRANSCRIPT_LLM_GAP,
+        MetricType.RAG_PROCESSING_TIME,
+        MetricType.VARIABLE_EXTRACTION_TIME,
+        MetricType.LLM_TTFB,
+        MetricType.LLM_PROCESSING_TIME,
+        MetricType.LLM_TO_TTS_GAP,
+        MetricType.TOTAL_PIPELINE_TIME,
+    }
+)
+MAX_TIME_METRIC_SECONDS = Decimal(86_400)
+#: Dimensions of a chunk embedding (``call_rag_chunks.embedding``; the platform's model, seed 003).
+EMBEDDING_DIMENSIONS = 1536
+MAX_COUNT_METRIC = Decimal(1_000_000_000)
+
+_INT32_MAX = 2**31 - 1
+_INT64_MAX = 2**63 - 1
+
+
+def _quantizer(places: int) -> Any:
+    step = Decimal(1).scaleb(-places)
+
+    def quantize(value: Decimal) -> Decimal:
+        if not value.is_finite():
+            raise ValueError("must be a finite number")
+        return value.quantize(step, rounding=ROUND_HALF_UP)
+
+    return AfterValidator(quantize)
+
+
+Int32 = Annotated[int, Field(ge=0, le=_INT32_MAX)]
+Sequence = Annotated[int, Field(ge=1, le=_INT32_MAX)]
+BigId = Annotated[int, Field(ge=0, le=_INT64_MAX)]
+Str16 = Annotated[str, Field(max_length=16)]
+Str50 = Annotated[str, Field(max_length=50)]
+Str64 = Annotated[str, Field(max_length=64)]
+Str100 = Annotated[str, Field(max_length=100)]
+Str255 = Annotated[str, Field(max_length=255)]
+Str500 = Annotated[str, Field(max_length=500)]
+Str1000 = Annotated[str, Field(max_length=1000)]
+Milliseconds = Annotated[Decimal, Field(ge=0, lt=Decimal("100000000")), _quantizer(2)]
+Score = Annotated[Decimal, Field(ge=0, le=1), _quantizer(4)]
+SignedScore = Annotated[Decimal, Field(ge=-1, le=1), _quantizer(4)]
+MetricValue = Annotated[Decimal, _quantizer(4)]
+
+
+class _Entry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class MessageEntry(_Entry):
+    sequence: Sequence
+    timestamp: AwareDatetime
+    role: MessageRole
+    content: str
+    node_id: Str255 | None = None
+    turn_number: Int32 | None = None
+    was_interrupted: bool = False
+
+
+class TransitionEntry(_Entry):
+    sequence: Sequence
+    timestamp: AwareDatetime
+    from_node_id: Str255 | None = None
+    to_node_id: Str255
+    reason: Str255 | None = None
+    condition: Str500 | None = None
+    turn_number: Int32 | None = None
+    from_node_name: Str500 | None = None
+    to_node_name: Str500 | None = None
+
+
+class MetricEntry(_Entry):
+    timestamp: AwareDatetime
+    metric_type: MetricType
+    value: MetricValue
+    processor: Str255 | None = None
+    turn_number: Int32 | None = None
+    node_id: Str255 | None = None
+
+    @model_validator(mode="after")
+    def _value_in_range(self) -> MetricEntry:
+        if self.metric_type in TIME_METRICS:
+            if abs(self.value) > MAX_TIME_METRIC_SECONDS:
+                raise ValueError(
+                    f"{self.metric_type.value} is in seconds and must be within "
+                    f"±{MAX_TIME_METRIC_SECONDS}, got {self.value}"
+                )
+        elif not 0 <= self.value <= MAX_COUNT_METRIC:
+            raise ValueError(
+                f"{self.metric_type.value} is a count and must be between 0 and "
+                f"{MAX_COUNT_METRIC}, got {self.value}"
+            )
+        return self
+
+
+class RagChunk(_Entry):
+    chunk_rank: Sequence
+    chunk_id: BigId
+    content: str
+    document_id: BigId | None = None
+    filename: Str500 | None = None
+    s3_key: Str1000 | None = None
+    chunk_index: Int32 | None = None
+    token_count: Int32 | None = None
+    score: Score
+    embedding: (
+        Annotated[
+            list[float], Field(min_length=EMBEDDING_DIMENSIONS, max_length=EMBEDDING_DIMENSIONS)
+        ]
+        | None
+    ) = None
+    embedding_model: Str100 | None = None
+
+
+class RagRetrievalEntry(_Entry):
+    query_sequence: Sequence
+    timestamp: AwareDatetime
+    query_text: str
+    search_mode: SearchMode | None = None
+    top_k: Int32 | None = None
+    processing_time_ms: Milliseconds | None = None
+    query_params: dict[str, JsonValue] = Field(default_factory=dict)
+    node_id: Str255 | None = None
+    turn_number: Int32 | None = None
+    chunks: list[RagChunk] = Field(default_factory=list)
+
+
+class VariableExtractionEntry(_Entry):
+    sequence: Sequence
+    timestamp: AwareDatetime
+    variables_requested: list[str] = Field(default_factory=list)
+    variables_extracted: dict[str, JsonValue] = Field(default_factory=dict)
+    success: bool
+    processing_time_ms: Milliseconds | None = None
+    node_id: Str255 | None = None
+    turn_number: Int32 | None = None
+
+
+class InterruptionEntry(_Entry):
+    timestamp: AwareDatetime
+    interrupted_at_turn: Int32 | None = None
+    node_id: Str255 | None = None
+
+
+class ToolExecutionEntry(_Entry):
+    sequence: Sequence
+    timestamp: AwareDatetime
+    tool_name: Str255
+    request: JsonValue = None
+    response: JsonValue = None
+    success: bool | None = None
+    duration_ms: Int32 | None = None
+    node_id: Str255 | None = None
+    turn_number: Int32 | None = None
+
+
+class EventEntry(_Entry):
+    sequence: Sequence
+    timestamp: AwareDatetime
+    event_type: Str100
+    event_data: JsonValue = None
+
+
+class Analysis(_Entry):
+    sentiment: Sentiment | None = None
+    sentiment_score: SignedScore | None = None
+    call_successful: bool | None = None
+    summary: str | None = None
+    topics: list[str] = Field(default_factory=list)
+    keywords_detected: list[str] = Field(default_factory=list)
+    model: Str100 | None = None
+    analysis_data: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class CallPayload(BaseModel):
+    """Everything the runtime buffered about one call, as handed to ``calls.finalize``.
+
+    ``revision`` counts the finalizations of the same call: a payload replaces what is stored
+    only when its revision is higher, which makes redelivery and late arrivals harmless.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    schema_version: Literal[1] = 1
+    call_id: UUID
+    revision: Annotated[int, Field(ge=1, le=_INT64_MAX)] = 1
+    tenant_id: UUID
+    agent_id: UUID
+    agent_version: Str100 | None = None
+    agent_name: Str255 | None = None
+    from_number: Str50 | None = None
+    to_number: Str50 | None = None
+    twilio_call_sid: Str64 | None = None
+    twilio_stream_sid: Str64 | None = None
+    recording_enabled: bool = False
+    recording_sid: Str64 | None = None
+    recording_url: str | None = None
+    direction: Direction = Direction.INBOUND
+    status: CallStatus
+    error_message: str | None = None
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    finalized_at: AwareDatetime
+    initial_node: Str255 | None = None
+    final_node: Str255 | None = None
+
+    messages: list[MessageEntry] = Field(default_factory=list)
+    transitions: list[TransitionEntry] = Field(default_factory=list)
+    metrics: list[MetricEntry] = Field(default_factory=list)
+    rag_retrievals: list[RagRetrievalEntry] = Field(default_factory=list)
+    variable_extractions: list[VariableExtractionEntry] = Field(default_factory=list)
+    interruptions: list[InterruptionEntry] = Field(default_factory=list)
+    tool_executions: list[ToolExecutionEntry] = Field(default_factory=list)
+    events: list[EventEntry] = Field(default_factory=list)
+    analysis: Analysis | None = None
+
+    @model_validator(mode="after")
+    def _times_are_plausible(self) -> CallPayload:
+        earliest = self.started_at - MAX_CLOCK_SKEW
+        latest = self.started_at + MAX_CALL_SPAN
+        if self.ended_at is not None and self.ended_at < earliest:
+            raise ValueError("ended_at is before started_at")
+        for name, stamp in self.timestamps():
+            if not earliest <= stamp <= latest:
+                raise ValueError(
+                    f"{name} {stamp.isoformat()} is outside the call's plausible window "
+                    f"[{earliest.isoformat()}, {latest.isoformat()}]"
+                )
+        return self
+
+    def timestamps(self) -> list[tuple[str, datetime]]:
+        """Every entry timestamp with the field it came from (partitioning needs their months)."""
+        stamps: list[tuple[str, datetime]] = []
+        for name in (
+            "messages",
+            "transitions",
+            "metrics",
+            "rag_retrievals",
+            "variable_extractions",
+            "interruptions",
+            "tool_executions",
+            "events",
+        ):
+            for index, entry in enumerate(getattr(self, name)):
+                stamps.append((f"{name}[{index}].timestamp", entry.timestamp))
+        return stamps
+
+    @property
+    def entry_count(self) -> int:
+        return (
+            len(self.messages)
+            + len(self.transitions)
+            + len(self.metrics)
+            + len(self.rag_retrievals)
+            + sum(len(r.chunks) for r in self.rag_retrievals)
+            + len(self.variable_extractions)
+            + len(self.interruptions)
+            + len(self.tool_executions)
+            + len(self.events)
+            + (1 if self.analysis else 0)
+        )
+
+
+def json_schema() -> dict[str, Any]:
+    """The contract as JSON Schema, exported to ``docs/payload.schema.json``."""
+    schema = CallPayload.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = "https://callstore.dev/schemas/call-payload/v1.json"
+    return schema

@@ -1,0 +1,134 @@
+"""Real servers for the test session: an embedded PostgreSQL and Redis, started once.
+
+A template database is migrated once; every test that needs a database gets its own clone
+(``CREATE DATABASE ... TEMPLATE``), so tests never see each other's rows. Nothing stands in
+for PostgreSQL or Redis.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import redis
+from sqlalchemy import Engine
+
+from tests.factories import make_settings
+from worker import stack
+from worker.db import build_engine, dispose_engine
+from worker.schema import upgrade
+from worker.settings import ENV_PREFIX, Settings, get_settings
+
+TEMPLATE = "callstore_template"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The tests build their settings explicitly; a developer's environment must not leak in.
+    for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
+        del os.environ[key]
+
+
+@dataclass(frozen=True)
+class Database:
+    name: str
+    url: str
+    admin_url: str
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.url.split("://", 1)[1]
+
+    def connect(self, **kwargs: Any) -> psycopg.Connection[Any]:
+        return psycopg.connect(self.url, **kwargs)
+
+
+@pytest.fixture(scope="session")
+def stack_paths(tmp_path_factory: pytest.TempPathFactory) -> stack.StackPaths:
+    return stack.paths(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(stack_paths: stack.StackPaths) -> Iterator[str]:
+    url = stack.start_postgres(stack_paths)
+    yield url
+    stack.stop_postgres(stack_paths, mode="immediate")
+
+
+@pytest.fixture(scope="session")
+def template_database(pg_admin_url: str) -> str:
+    stack.drop_database(pg_admin_url, TEMPLATE)
+    url = stack.create_database(pg_admin_url, TEMPLATE)
+    upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+    return TEMPLATE
+
+
+@pytest.fixture
+def database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
+    name = f"test_{uuid.uuid4().hex[:12]}"
+    url = stack.create_database(pg_admin_url, name, template=template_database)
+    yield Database(name=name, url=url, admin_url=pg_admin_url)
+    stack.drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="session")
+def redis_url(stack_paths: stack.StackPaths) -> Iterator[str]:
+    url = stack.start_redis(stack_paths)
+    yield url
+    stack.stop_redis(stack_paths)
+
+
+@pytest.fixture
+def broker_url(redis_url: str, stack_paths: stack.StackPaths) -> str:
+    """The session's Redis, emptied for this test."""
+    redis.Redis(unix_socket_path=str(stack_paths.redis_socket)).flushall()
+    return redis_url
+
+
+@pytest.fixture
+def redis_client(broker_url: str, stack_paths: stack.StackPaths) -> redis.Redis:
+    return redis.Redis(unix_socket_path=str(stack_paths.redis_socket))
+
+
+@pytest.fixture
+def settings(database: Database, broker_url: str, tmp_path: Path) -> Settings:
+    return make_settings(
+        database_url=database.url, broker_url=broker_url, spool_dir=tmp_path / "spool"
+    )
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    built = build_engine(settings)
+    yield built
+    built.dispose()
+
+
+@pytest.fixture
+def conn(database: Database) -> Iterator[psycopg.Connection[Any]]:
+    """An autocommit connection for arranging and asserting on the test's database."""
+    with database.connect(autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def configured(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Settings]:
+    """Make ``settings`` the process settings (environment + cache), as a deployed process has."""
+    monkeypatch.chdir(tmp_path)
+    from tests.helpers import settings_env
+
+    for key, value in settings_env(settings).items():
+        if key.startswith(ENV_PREFIX):
+            monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    dispose_engine()
+    yield settings
+    dispose_engine()
+    get_settings.cache_clear()

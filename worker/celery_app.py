@@ -1,0 +1,100 @@
+"""The Celery application of every callstore worker and of beat: ``worker.celery_app:app``.
+
+Delivery is at least once and persisting is idempotent, which together give exactly-once in
+effect. The settings below are the ones that guarantee it:
+
+* ``task_acks_late`` + ``task_reject_on_worker_lost``: a message is acknowledged only after its
+  task finished, and a killed pool process puts it back, so no crash loses a call;
+* ``worker_prefetch_multiplier = 1``: a worker holds no more unstarted messages than it runs,
+  so a killed worker strands at most one message per process;
+* the Redis ``visibility_timeout`` (``CALLSTORE_BROKER_VISIBILITY_TIMEOUT``, default 900 s) is
+  how long an unacknowledged message stays invisible before Redis hands it to another worker.
+  It must exceed the longest task so a running task is not delivered twice: finalize takes
+  well under a second, and every maintenance, migration and check task works in batches under a
+  time budget of at most 300 s (docs/operations.md). Retry countdowns are capped at
+  ``CALLSTORE_FINALIZE_RETRY_BACKOFF_MAX`` (60 s), far below it, for the same reason;
+* JSON is the only accepted content type: a pickled message is refused, never executed.
+
+No database engine exists at import time; each pool process makes its own on first use and
+disposes it on fork and shutdown.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+from kombu import Queue  # type: ignore[attr-defined]
+
+import beat_schedule
+from tasks import TASK_MODULES
+from worker.db import dispose_engine
+from worker.log import configure_logging
+from worker.settings import Settings, settings_or_exit
+
+QUEUES = ("calls", "maintenance", "migration")
+
+TASK_ROUTES = {
+    "calls.*": {"queue": "calls"},
+    "maintenance.*": {"queue": "maintenance"},
+    "consistency.*": {"queue": "maintenance"},
+    "migration.*": {"queue": "migration"},
+}
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Every Celery setting of the system, derived from our settings."""
+    return {
+        "broker_url": settings.broker_url.get_secret_value(),
+        "broker_connection_retry_on_startup": True,
+        "broker_connection_max_retries": None,
+        "broker_transport_options": {
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_timeout": 30,
+            "socket_connect_timeout": 10,
+            "health_check_interval": 10,
+        },
+        "result_backend": None,
+        "task_ignore_result": True,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "event_serializer": "json",
+        "accept_content": ["json"],
+        "result_accept_content": ["json"],
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_max_tasks_per_child": settings.worker_max_tasks_per_child or None,
+        "task_queues": tuple(Queue(name) for name in QUEUES),
+        "task_default_queue": "calls",
+        "task_routes": TASK_ROUTES,
+        "task_create_missing_queues": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "task_track_started": True,
+        "worker_hijack_root_logger": False,
+        "worker_redirect_stdouts": False,
+        "beat_schedule": beat_schedule.BEAT_SCHEDULE,
+        "timezone": "UTC",
+        "enable_utc": True,
+    }
+
+
+settings = settings_or_exit()
+app = Celery("callstore", include=list(TASK_MODULES))
+app.conf.update(celery_config(settings))
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    configure_logging(settings_or_exit())
+
+
+@signals.worker_process_init.connect
+def _fresh_engine_after_fork(**_: Any) -> None:
+    dispose_engine()
+
+
+@signals.worker_process_shutdown.connect
+def _close_engine(**_: Any) -> None:
+    dispose_engine()

@@ -1,0 +1,117 @@
+"""``callstore dead-letter list|show|replay``: payloads that could not be persisted."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from models.enums import FailedPayloadStatus
+from models.payload import QUEUE, TASK_NAME
+from worker import dead_letter
+from worker.commands.common import console, fail
+from worker.db import session_scope
+from worker.errors import BrokerUnavailable, PayloadInvalid
+from worker.publisher import get_publisher
+from worker.settings import settings_or_exit
+
+app = typer.Typer(help="Inspect and replay payloads kept in failed_payloads.")
+
+
+def _parse_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        fail(
+            f"{value!r} is not a dead-letter id (a UUID from 'callstore dead-letter list')", code=2
+        )
+
+
+@app.command("list")
+def list_(
+    status: Annotated[
+        FailedPayloadStatus | None, typer.Option(help="Only rows with this status.")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
+) -> None:
+    """The most recent dead letters."""
+    settings_or_exit()
+    with session_scope() as session:
+        rows = dead_letter.listing(session, status=status, limit=limit)
+        table = Table("id", "call_id", "status", "attempts", "last seen", "error")
+        for row in rows:
+            table.add_row(
+                str(row.id),
+                str(row.call_id or "-"),
+                row.status,
+                str(row.attempts),
+                row.last_seen_at.isoformat(timespec="seconds"),
+                f"{row.error_class}: {row.error_message[:80]}",
+            )
+    console.print(table)
+
+
+@app.command("show")
+def show(dead_letter_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
+    """One dead letter: why it failed, and its payload."""
+    settings_or_exit()
+    with session_scope() as session:
+        row = dead_letter.get(session, _parse_id(dead_letter_id))
+        if row is None:
+            fail(f"no dead letter {dead_letter_id}")
+        console.print(f"id           {row.id}", highlight=False)
+        console.print(f"call_id      {row.call_id or '-'}", highlight=False)
+        console.print(f"status       {row.status}", highlight=False)
+        console.print(f"task         {row.task_name} {row.task_id or ''}", highlight=False)
+        console.print(f"attempts     {row.attempts}", highlight=False)
+        console.print(f"first seen   {row.first_seen_at.isoformat()}", highlight=False)
+        console.print(f"last seen    {row.last_seen_at.isoformat()}", highlight=False)
+        if row.replayed_at:
+            console.print(f"replayed     {row.replayed_at.isoformat()} as {row.replay_task_id}")
+        console.print(f"error        {row.error_class}: {row.error_message}", highlight=False)
+        try:
+            body = json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
+        except ValueError:
+            body = row.payload.decode("utf-8", "backslashreplace")
+        console.print(body, highlight=False, markup=False)
+
+
+@app.command("replay")
+def replay(
+    dead_letter_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every pending dead letter.")] = False,
+) -> None:
+    """Validate again and re-enqueue one dead letter (or all pending ones with --all)."""
+    if (dead_letter_id is None) == (not all_):
+        fail("give either an ID or --all", code=2)
+    settings = settings_or_exit()
+    publisher = get_publisher(settings)
+    replayed = refused = 0
+    with session_scope() as session:
+        if all_:
+            rows = list(dead_letter.pending(session, limit=100_000))
+        else:
+            row = dead_letter.get(session, _parse_id(dead_letter_id or ""))
+            if row is None:
+                fail(f"no dead letter {dead_letter_id}")
+            rows = [row]
+        for row in rows:
+            try:
+                plan = dead_letter.prepare_replay(row, max_bytes=settings.max_payload_bytes)
+            except PayloadInvalid as error:
+                refused += 1
+                console.print(f"[yellow]not replayed[/] {row.id}: {error}", highlight=False)
+                continue
+            try:
+                task_id = publisher.send(TASK_NAME, args=[plan.payload], queue=QUEUE)
+            except BrokerUnavailable as error:
+                fail(f"broker unavailable, nothing more replayed: {error}")
+            dead_letter.mark_replayed(session, plan.id, task_id=task_id)
+            replayed += 1
+            console.print(f"replayed {row.id} as task {task_id}", highlight=False)
+    console.print(f"{replayed} replayed, {refused} still invalid", highlight=False)
+    if refused and not replayed:
+        raise typer.Exit(1)

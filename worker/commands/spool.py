@@ -1,0 +1,48 @@
+"""``callstore spool status|flush``: calls waiting on this host for the broker."""
+
+from __future__ import annotations
+
+import typer
+
+from worker.commands.common import console, fail
+from worker.errors import BrokerUnavailable
+from worker.publisher import get_publisher
+from worker.settings import settings_or_exit
+from worker.spool import Spool
+
+app = typer.Typer(help="Inspect and re-enqueue calls spooled while the broker was unreachable.")
+
+
+@app.command("status")
+def status() -> None:
+    """How many calls are spooled and how old the oldest is."""
+    settings = settings_or_exit()
+    stats = Spool(settings.spool_dir).stats()
+    age = f"{stats.oldest_age_seconds:.0f}s" if stats.oldest_age_seconds is not None else "-"
+    console.print(
+        f"spool {settings.spool_dir}: {stats.files} file(s), oldest {age}, "
+        f"{stats.corrupt} set aside as corrupt",
+        highlight=False,
+    )
+
+
+@app.command("flush")
+def flush() -> None:
+    """Re-enqueue every spooled call (oldest first); exits 1 if the broker is still down."""
+    settings = settings_or_exit()
+    publisher = get_publisher(settings)
+
+    def send(task: str, queue: str, args: list[object]) -> str:
+        return publisher.send(task, args=list(args), queue=queue)
+
+    try:
+        result = Spool(settings.spool_dir).flush(send)
+    except BrokerUnavailable as error:  # pragma: no cover - flush catches it per file
+        fail(str(error))
+    console.print(
+        f"re-enqueued {result.sent}, left {result.remaining}, locked by another flusher "
+        f"{result.skipped_locked}, set aside as corrupt {result.corrupt}",
+        highlight=False,
+    )
+    if result.broker_error:
+        fail(f"broker still unavailable: {result.broker_error}")

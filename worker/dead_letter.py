@@ -1,0 +1,139 @@
+"""The dead-letter store: payloads that could not be persisted, kept whole for an operator.
+
+A payload lands here when it is permanently bad (fails validation, violates a constraint) or
+when its transient failures outlast the retries. Nothing is ever dropped: ``replay`` validates a
+payload again and re-enqueues it, and marks the row so the history stays visible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlmodel import Session, col, select
+
+from models.enums import FailedPayloadStatus
+from models.operations import FailedPayload
+from worker.errors import PayloadInvalid
+from worker.validation import validate_payload
+
+_MAX_MESSAGE = 4000
+
+
+def call_id_of(raw: Any) -> uuid.UUID | None:
+    """The call id of a raw payload when it has a readable one (bad payloads may not)."""
+    if isinstance(raw, dict):
+        try:
+            return uuid.UUID(str(raw.get("call_id")))
+        except ValueError:
+            return None
+    return None
+
+
+def record(
+    session: Session,
+    *,
+    body: bytes,
+    task_name: str,
+    task_id: str | None,
+    error: BaseException,
+    call_id: uuid.UUID | None,
+) -> uuid.UUID:
+    """Keep ``body`` with why it failed. The same payload twice is one row, ``attempts`` + 1."""
+    digest = hashlib.sha256(body).hexdigest()
+    message = (str(error) or type(error).__name__)[:_MAX_MESSAGE]
+    statement = (
+        insert(FailedPayload)
+        .values(
+            payload_sha256=digest,
+            payload=body,
+            call_id=call_id,
+            task_name=task_name,
+            task_id=task_id,
+            error_class=type(error).__name__,
+            error_message=message,
+        )
+        .on_conflict_do_update(
+            index_elements=["payload_sha256"],
+            set_={
+                "attempts": FailedPayload.attempts + 1,
+                "last_seen_at": func.now(),
+                "task_id": task_id,
+                "error_class": type(error).__name__,
+                "error_message": message,
+                "status": FailedPayloadStatus.PENDING.value,
+            },
+        )
+        .returning(col(FailedPayload.id))
+    )
+    dead_letter_id: uuid.UUID = session.execute(statement).scalar_one()
+    return dead_letter_id
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayPlan:
+    """A dead letter that validated again and is ready to be re-enqueued."""
+
+    id: uuid.UUID
+    payload: dict[str, Any]
+
+
+def pending(session: Session, *, limit: int = 100) -> Sequence[FailedPayload]:
+    """Dead letters waiting for an operator, oldest first."""
+    statement = (
+        select(FailedPayload)
+        .where(FailedPayload.status == FailedPayloadStatus.PENDING.value)
+        .order_by(col(FailedPayload.first_seen_at))
+        .limit(limit)
+    )
+    return session.exec(statement).all()
+
+
+def listing(
+    session: Session, *, status: FailedPayloadStatus | None = None, limit: int = 50
+) -> Sequence[FailedPayload]:
+    """The most recent dead letters, optionally of one status."""
+    statement = select(FailedPayload).order_by(col(FailedPayload.last_seen_at).desc()).limit(limit)
+    if status is not None:
+        statement = statement.where(FailedPayload.status == status.value)
+    return session.exec(statement).all()
+
+
+def get(session: Session, dead_letter_id: uuid.UUID) -> FailedPayload | None:
+    return session.get(FailedPayload, dead_letter_id)
+
+
+def count_pending(session: Session) -> int:
+    statement = select(func.count()).where(
+        FailedPayload.status == FailedPayloadStatus.PENDING.value
+    )
+    return int(session.exec(statement).one())
+
+
+def prepare_replay(row: FailedPayload, *, max_bytes: int) -> ReplayPlan:
+    """Validate a dead letter again; ``PayloadInvalid`` says why it still cannot be replayed."""
+    try:
+        raw = json.loads(row.payload)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PayloadInvalid(f"stored payload is not JSON: {error}") from error
+    validate_payload(raw, max_bytes=max_bytes)
+    assert row.id is not None
+    return ReplayPlan(id=row.id, payload=raw)
+
+
+def mark_replayed(session: Session, dead_letter_id: uuid.UUID, *, task_id: str) -> None:
+    session.execute(
+        update(FailedPayload)
+        .where(col(FailedPayload.id) == dead_letter_id)
+        .values(
+            status=FailedPayloadStatus.REPLAYED.value,
+            replayed_at=func.now(),
+            replay_task_id=task_id,
+        )
+    )

@@ -1,0 +1,294 @@
+"""Persisting one call — the ``calls`` row and every child row — inside the caller's transaction.
+
+The order of work is what makes a redelivery harmless:
+
+1. upsert the ``calls`` row with ``ON CONFLICT ... WHERE calls.revision < EXCLUDED.revision``.
+   The row lock this takes serializes concurrent deliveries of the same call; a duplicate or an
+   older revision matches no row and the function returns without writing anything else;
+2. if an older revision was replaced, delete its children;
+3. write the children with COPY (the fastest path measured, see ``docs/benchmarks.md``).
+
+Nothing here commits: the finalize service owns the transaction, so either all of the call is
+stored or none of it is.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from models.enums import CallSource
+from models.payload import CallPayload
+from worker.summary import compute_summary
+
+#: Child tables, in the order they are written; deletes on replacement use the same list.
+CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
+    "call_messages": (
+        "call_id", "sequence", "timestamp", "role", "content", "node_id", "turn_number",
+        "was_interrupted",
+    ),
+    "call_transitions": (
+        "call_id", "sequence", "timestamp", "from_node_id", "to_node_id", "reason", "condition",
+        "turn_number", "from_node_name", "to_node_name",
+    ),
+    "call_metrics": (
+        "call_id", "timestamp", "metric_type", "value", "processor", "turn_number", "node_id",
+    ),
+    "call_rag_retrievals": (
+        "id", "call_id", "timestamp", "query_sequence", "query_text", "search_mode",
+        "chunks_retrieved", "top_k", "processing_time_ms", "query_params", "node_id",
+        "turn_number",
+    ),
+    "call_rag_chunks": (
+        "call_id", "retrieval_id", "retrieval_timestamp", "chunk_rank", "chunk_id", "content",
+        "document_id", "filename", "s3_key", "chunk_index", "token_count", "score", "embedding",
+        "embedding_model",
+    ),
+    "call_extracted_variables": (
+        "call_id", "sequence", "timestamp", "variables_requested", "variables_extracted",
+        "success", "processing_time_ms", "node_id", "turn_number",
+    ),
+    "call_user_interruptions": ("call_id", "timestamp", "interrupted_at_turn", "node_id"),
+    "call_tool_executions": (
+        "call_id", "sequence", "timestamp", "tool_name", "request", "response", "success",
+        "duration_ms", "node_id", "turn_number",
+    ),
+    "call_events": ("call_id", "sequence", "timestamp", "event_type", "event_data"),
+    "call_transcripts": ("call_id", "transcript_text", "transcript_data", "message_count"),
+    "call_analysis": (
+        "call_id", "sentiment", "sentiment_score", "call_successful", "summary", "topics",
+        "keywords_detected", "model", "analysis_data",
+    ),
+}  # fmt: skip
+
+CALL_COLUMNS: tuple[str, ...] = (
+    "call_id", "tenant_id", "agent_id", "agent_version", "agent_name", "from_number",
+    "to_number", "twilio_call_sid", "twilio_stream_sid", "recording_enabled", "recording_sid",
+    "recording_url", "direction", "status", "error_message", "started_at", "ended_at",
+    "duration_seconds", "initial_node", "final_node", "source", "revision", "finalized_at",
+)  # fmt: skip
+
+#: Namespace of the deterministic ids of RAG retrievals (their chunks point at them).
+RETRIEVAL_NAMESPACE = uuid.UUID("6f0e7a8e-3c55-4d1b-9a51-2f0c1b8a4d10")
+
+
+class PersistOutcome(StrEnum):
+    INSERTED = "inserted"
+    REPLACED = "replaced"
+    UNCHANGED = "unchanged"  # same or older revision already stored: a duplicate delivery
+
+
+@dataclass(frozen=True, slots=True)
+class PersistResult:
+    outcome: PersistOutcome
+    rows: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def row_count(self) -> int:
+        return sum(self.rows.values())
+
+
+@dataclass(slots=True)
+class CallRows:
+    """Everything one call writes, as positional rows per table (see ``CHILD_COLUMNS``)."""
+
+    call: dict[str, Any]
+    children: dict[str, list[tuple[Any, ...]]]
+
+
+def _json(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+def _vector(values: Sequence[float] | None) -> str | None:
+    return None if values is None else "[" + ",".join(repr(float(v)) for v in values) + "]"
+
+
+def build_rows(payload: CallPayload) -> CallRows:
+    """The rows of ``payload`` (pure: no database), including the computed summary."""
+    cid = payload.call_id
+    duration = None
+    if payload.ended_at is not None:
+        duration = max(0, int((payload.ended_at - payload.started_at).total_seconds()))
+    call: dict[str, Any] = {
+        "call_id": cid,
+        "tenant_id": payload.tenant_id,
+        "agent_id": payload.agent_id,
+        "agent_version": payload.agent_version,
+        "agent_name": payload.agent_name,
+        "from_number": payload.from_number,
+        "to_number": payload.to_number,
+        "twilio_call_sid": payload.twilio_call_sid,
+        "twilio_stream_sid": payload.twilio_stream_sid,
+        "recording_enabled": payload.recording_enabled,
+        "recording_sid": payload.recording_sid,
+        "recording_url": payload.recording_url,
+        "direction": payload.direction.value,
+        "status": payload.status.value,
+        "error_message": payload.error_message,
+        "started_at": payload.started_at,
+        "ended_at": payload.ended_at,
+        "duration_seconds": duration,
+        "initial_node": payload.initial_node,
+        "final_node": payload.final_node,
+        "source": CallSource.RUNTIME.value,
+        "revision": payload.revision,
+        "finalized_at": payload.finalized_at,
+        **compute_summary(payload),
+    }
+
+    messages = sorted(payload.messages, key=lambda m: m.sequence)
+    retrievals = []
+    chunks = []
+    for index, r in enumerate(payload.rag_retrievals):
+        rid = uuid.uuid5(RETRIEVAL_NAMESPACE, f"{cid}/{index}")
+        retrievals.append(
+            (rid, cid, r.timestamp, r.query_sequence, r.query_text,
+             r.search_mode.value if r.search_mode else None, len(r.chunks), r.top_k,
+             r.processing_time_ms, Jsonb(r.query_params), r.node_id, r.turn_number)
+        )  # fmt: skip
+        for c in r.chunks:
+            chunks.append(
+                (cid, rid, r.timestamp, c.chunk_rank, c.chunk_id, c.content, c.document_id,
+                 c.filename, c.s3_key, c.chunk_index, c.token_count, c.score,
+                 _vector(c.embedding), c.embedding_model)
+            )  # fmt: skip
+
+    a = payload.analysis
+    children: dict[str, list[tuple[Any, ...]]] = {
+        "call_messages": [
+            (cid, m.sequence, m.timestamp, m.role.value, m.content, m.node_id, m.turn_number,
+             m.was_interrupted)
+            for m in messages
+        ],
+        "call_transitions": [
+            (cid, t.sequence, t.timestamp, t.from_node_id, t.to_node_id, t.reason, t.condition,
+             t.turn_number, t.from_node_name, t.to_node_name)
+            for t in payload.transitions
+        ],
+        "call_metrics": [
+            (cid, m.timestamp, m.metric_type.value, m.value, m.processor, m.turn_number,
+             m.node_id)
+            for m in payload.metrics
+        ],
+        "call_rag_retrievals": retrievals,
+        "call_rag_chunks": chunks,
+        "call_extracted_variables": [
+            (cid, v.sequence, v.timestamp, Jsonb(v.variables_requested),
+             Jsonb(v.variables_extracted), v.success, v.processing_time_ms, v.node_id,
+             v.turn_number)
+            for v in payload.variable_extractions
+        ],
+        "call_user_interruptions": [
+            (cid, i.timestamp, i.interrupted_at_turn, i.node_id) for i in payload.interruptions
+        ],
+        "call_tool_executions": [
+            (cid, t.sequence, t.timestamp, t.tool_name, _json(t.request), _json(t.response),
+             t.success, t.duration_ms, t.node_id, t.turn_number)
+            for t in payload.tool_executions
+        ],
+        "call_events": [
+            (cid, e.sequence, e.timestamp, e.event_type, _json(e.event_data))
+            for e in payload.events
+        ],
+        "call_transcripts": [
+            (cid, transcript_text(messages), Jsonb(transcript_data(messages)), len(messages))
+        ],
+        "call_analysis": []
+        if a is None
+        else [
+            (cid, a.sentiment.value if a.sentiment else None, a.sentiment_score,
+             a.call_successful, a.summary, a.topics, a.keywords_detected, a.model,
+             Jsonb(a.analysis_data))
+        ],
+    }  # fmt: skip
+    return CallRows(call=call, children=children)
+
+
+def transcript_text(messages: Iterable[Any]) -> str:
+    """The searchable plain text of a conversation: one ``role: content`` line per message."""
+    return "\n".join(f"{m.role.value}: {m.content}" for m in messages)
+
+
+def transcript_data(messages: Iterable[Any]) -> list[dict[str, Any]]:
+    """The structured transcript: the messages in order, as JSON objects."""
+    return [
+        {
+            "sequence": m.sequence,
+            "timestamp": m.timestamp.isoformat(),
+            "role": m.role.value,
+            "content": m.content,
+            "node_id": m.node_id,
+            "turn_number": m.turn_number,
+        }
+        for m in messages
+    ]
+
+
+def _upsert_call_sql(columns: Sequence[str]) -> sql.Composed:
+    updates = [c for c in columns if c != "call_id"]
+    return sql.SQL(
+        "INSERT INTO calls ({cols}, persisted_at) VALUES ({vals}, clock_timestamp())"
+        " ON CONFLICT (call_id) DO UPDATE SET {sets}, persisted_at = clock_timestamp()"
+        " WHERE calls.revision < EXCLUDED.revision"
+        " RETURNING (xmax = 0) AS inserted"
+    ).format(
+        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c)) for c in updates
+        ),
+    )
+
+
+def _copy_sql(table: str, columns: Sequence[str]) -> sql.Composed:
+    return sql.SQL("COPY {table} ({cols}) FROM STDIN").format(
+        table=sql.Identifier(table), cols=sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+
+
+_UPSERT_CACHE: dict[tuple[str, ...], sql.Composed] = {}
+_COPY_SQL = {table: _copy_sql(table, columns) for table, columns in CHILD_COLUMNS.items()}
+_DELETE_SQL = {
+    table: sql.SQL("DELETE FROM {table} WHERE call_id = %s").format(table=sql.Identifier(table))
+    for table in CHILD_COLUMNS
+}
+
+
+def write_call(conn: psycopg.Connection[Any], rows: CallRows) -> PersistResult:
+    """Write ``rows`` in ``conn``'s open transaction (see the module docstring for the order)."""
+    columns = tuple(rows.call)
+    statement = _UPSERT_CACHE.get(columns)
+    if statement is None:
+        statement = _UPSERT_CACHE.setdefault(columns, _upsert_call_sql(columns))
+    with conn.cursor() as cursor:
+        cursor.execute(statement, tuple(rows.call.values()))
+        written = cursor.fetchone()
+        if written is None:
+            return PersistResult(PersistOutcome.UNCHANGED)
+        outcome = PersistOutcome.INSERTED if written[0] else PersistOutcome.REPLACED
+        if outcome is PersistOutcome.REPLACED:
+            call_id = rows.call["call_id"]
+            for table in CHILD_COLUMNS:
+                cursor.execute(_DELETE_SQL[table], (call_id,))
+        counts = {"calls": 1}
+        for table, table_rows in rows.children.items():
+            if not table_rows:
+                continue
+            with cursor.copy(_COPY_SQL[table]) as copy:
+                for row in table_rows:
+                    copy.write_row(row)
+            counts[table] = len(table_rows)
+    return PersistResult(outcome, counts)
+
+
+def persist_call(conn: psycopg.Connection[Any], payload: CallPayload) -> PersistResult:
+    """Store ``payload`` in ``conn``'s open transaction; idempotent per (call_id, revision)."""
+    return write_call(conn, build_rows(payload))

@@ -1,0 +1,111 @@
+"""Sending tasks by name, for processes that are not workers (the runtime, the CLI).
+
+The call runtime must not import worker code or database drivers, so it does not use
+``worker.celery_app``: this module builds a client-only Celery app with the same JSON-only
+serialization and publishes by task name. Broker failures are retried briefly (bounded by
+``CALLSTORE_PUBLISH_TIMEOUT_SECONDS``) and then raised as ``BrokerUnavailable`` so the caller can
+fall back to its spool instead of hanging a call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from celery import Celery
+from kombu.exceptions import KombuError, OperationalError
+
+from worker.errors import BrokerUnavailable
+from worker.settings import Settings
+
+#: Errors that mean "the broker did not take the message".
+_BROKER_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError,
+    KombuError,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
+
+
+def client_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings shared by every producer: JSON only, bounded socket waits."""
+    timeout = settings.publish_timeout_seconds
+    return {
+        "broker_url": settings.broker_url.get_secret_value(),
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "broker_transport_options": {
+            "visibility_timeout": settings.broker_visibility_timeout,
+            "socket_timeout": timeout,
+            "socket_connect_timeout": timeout,
+        },
+        "broker_connection_timeout": timeout,
+        "broker_connection_retry_on_startup": False,
+        "task_default_queue": "calls",
+    }
+
+
+class Publisher:
+    """A thread-safe producer of tasks by name. One per process is enough."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._app = Celery("callstore-client", set_as_current=False)
+        self._app.conf.update(client_config(settings))
+        timeout = settings.publish_timeout_seconds
+        # kombu's retry: a few quick reconnects, within the publish timeout overall.
+        self._retry_policy = {
+            "max_retries": 2,
+            "interval_start": 0,
+            "interval_step": min(0.2, timeout / 4),
+            "interval_max": min(0.5, timeout / 2),
+        }
+
+    def send(
+        self,
+        task_name: str,
+        *,
+        args: list[Any],
+        queue: str,
+        compress: bool = False,
+        task_id: str | None = None,
+        argsrepr: str | None = None,
+    ) -> str:
+        """Publish ``task_name(*args)`` on ``queue``; return the task id or raise ``BrokerUnavailable``.
+
+        ``argsrepr`` is what logs, events and Flower show instead of the arguments: a call
+        payload carries transcripts and phone numbers, which must never reach a log line.
+        """
+        try:
+            result = self._app.send_task(
+                task_name,
+                args=args,
+                queue=queue,
+                task_id=task_id,
+                compression="zlib" if compress else None,
+                retry=True,
+                retry_policy=self._retry_policy,
+                argsrepr=argsrepr if argsrepr is not None else f"<{len(args)} argument(s)>",
+                kwargsrepr="{}",
+            )
+        except _BROKER_ERRORS as error:
+            raise BrokerUnavailable(f"broker did not accept {task_name}: {error}") from error
+        return str(result.id)
+
+    def close(self) -> None:
+        self._app.close()
+
+
+_publisher: Publisher | None = None
+_lock = threading.Lock()
+
+
+def get_publisher(settings: Settings) -> Publisher:
+    """The process's publisher for ``settings`` (rebuilt if the settings object changes)."""
+    global _publisher
+    with _lock:
+        if _publisher is None or _publisher._settings is not settings:
+            _publisher = Publisher(settings)
+        return _publisher

@@ -1,0 +1,459 @@
+"""``CallRecorder``: the call runtime's drop-in replacement for seed 001's ``CallStorageService``.
+
+During a call every ``record_*`` method appends to an in-memory buffer (microseconds, no I/O),
+stamping the entry with the injectable clock. When the call ends, ``finalize_and_write`` hands
+the whole call to Celery by task name (``calls.finalize`` on the ``calls`` queue) from a worker
+thread, so the event loop never waits on the network. If the broker cannot take the message,
+the payload is written durably to the local spool and the call is still safe; the spool is
+drained by the next successful hand-off, by ``callstore spool flush`` and by beat.
+
+This module is the runtime side of the system: it imports no database driver and no worker code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode
+from models.payload import QUEUE, SCHEMA_VERSION, TASK_NAME
+from worker.errors import BrokerUnavailable
+from worker.publisher import Publisher, get_publisher
+from worker.settings import Settings, get_settings
+from worker.spool import Spool
+
+logger = logging.getLogger("callstore.recorder")
+
+Clock = Callable[[], datetime]
+
+#: Per-entry overhead of the JSON encoding, used to estimate a payload's size cheaply.
+_ENTRY_OVERHEAD_BYTES = 160
+_SPOOL_CHECK_INTERVAL_SECONDS = 5.0
+
+
+def payload_repr(payload: Mapping[str, Any]) -> str:
+    """How a call payload appears in logs and Flower: identity and size, never content."""
+    return f"<call {payload.get('call_id')} revision {payload.get('revision')}>"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as plain JSON data (dates, UUIDs and decimals become strings)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return json.loads(json.dumps(value, default=str))
+
+
+class _SpoolDrainer:
+    """Drains a spool in a background thread after the broker has answered again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = False
+        self._last_check = 0.0
+
+    def maybe_start(self, spool: Spool, publisher: Publisher) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if self._running or now - self._last_check < _SPOOL_CHECK_INTERVAL_SECONDS:
+                return
+            self._last_check = now
+            if spool.is_empty():
+                return
+            self._running = True
+        threading.Thread(
+            target=self._drain, args=(spool, publisher), name="callstore-spool", daemon=True
+        ).start()
+
+    def _drain(self, spool: Spool, publisher: Publisher) -> None:
+        try:
+            result = spool.flush(
+                lambda task, queue, args: publisher.send(task, args=args, queue=queue)
+            )
+            if result.sent:
+                logger.info("spool drained", extra={"sent": result.sent, "left": result.remaining})
+        except Exception:  # a background drain must never take the runtime down
+            logger.exception("spool drain failed")
+        finally:
+            with self._lock:
+                self._running = False
+
+
+_drainer = _SpoolDrainer()
+
+
+class CallRecorder:
+    """Buffers one call in memory and hands it to the workers when it ends.
+
+    The constructor takes the same arguments as ``CallStorageService`` (without a database
+    client); ``clock``, ``settings``, ``publisher`` and ``spool`` are injectable for tests.
+    """
+
+    def __init__(
+        self,
+        call_id: UUID | str,
+        tenant_id: UUID | str,
+        agent_id: UUID | str,
+        agent_version: str | None = None,
+        agent_name: str | None = None,
+        from_number: str | None = None,
+        to_number: str | None = None,
+        twilio_call_sid: str | None = None,
+        twilio_stream_sid: str | None = None,
+        recording_enabled: bool = False,
+        direction: str = Direction.INBOUND.value,
+        *,
+        clock: Clock = utc_now,
+        settings: Settings | None = None,
+        publisher: Publisher | None = None,
+        spool: Spool | None = None,
+    ) -> None:
+        self.call_id = UUID(str(call_id))
+        self.tenant_id = UUID(str(tenant_id))
+        self.agent_id = UUID(str(agent_id))
+        self.agent_version = agent_version
+        self.agent_name = agent_name
+        self.from_number = from_number
+        self.to_number = to_number
+        self.twilio_call_sid = twilio_call_sid
+        self.twilio_stream_sid = twilio_stream_sid
+        self.recording_enabled = recording_enabled
+        self.direction = Direction(direction).value
+        self.initial_node: str | None = None
+        self.final_node: str | None = None
+        self.recording_sid: str | None = None
+        self.recording_url: str | None = None
+        self.status = CallStatus.IN_PROGRESS.value
+        self.error_message: str | None = None
+
+        self._clock = clock
+        self._settings = settings
+        self._publisher = publisher
+        self._spool = spool
+        self.started_at = self._now()
+        self._revision = 0
+        self._approx_bytes = 1024
+        self._messages: list[dict[str, Any]] = []
+        self._transitions: list[dict[str, Any]] = []
+        self._metrics: list[dict[str, Any]] = []
+        self._rag_retrievals: list[dict[str, Any]] = []
+        self._variable_extractions: list[dict[str, Any]] = []
+        self._interruptions: list[dict[str, Any]] = []
+        self._tool_executions: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._analysis: dict[str, Any] | None = None
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        if now.tzinfo is None:
+            raise ValueError("the recorder's clock must return timezone-aware datetimes")
+        return now
+
+    def _stamp(self) -> str:
+        return self._now().isoformat()
+
+    def _grow(self, *texts: str | None) -> None:
+        self._approx_bytes += _ENTRY_OVERHEAD_BYTES + sum(len(t) for t in texts if t)
+
+    def record_message(
+        self,
+        role: str,
+        content: str,
+        node_id: str | None = None,
+        turn_number: int | None = None,
+        was_interrupted: bool = False,
+    ) -> None:
+        self._messages.append(
+            {
+                "sequence": len(self._messages) + 1,
+                "timestamp": self._stamp(),
+                "role": MessageRole(role).value,
+                "content": content,
+                "node_id": node_id,
+                "turn_number": turn_number,
+                "was_interrupted": was_interrupted,
+            }
+        )
+        self._grow(content)
+
+    def record_transition(
+        self,
+        from_node_id: str | None = None,
+        to_node_id: str | None = None,
+        reason: str | None = None,
+        condition: str | None = None,
+        turn_number: int | None = None,
+        from_node_name: str | None = None,
+        to_node_name: str | None = None,
+    ) -> None:
+        if not to_node_id:
+            raise ValueError("record_transition needs to_node_id")
+        self._transitions.append(
+            {
+                "sequence": len(self._transitions) + 1,
+                "timestamp": self._stamp(),
+                "from_node_id": from_node_id,
+                "to_node_id": to_node_id,
+                "reason": reason,
+                "condition": condition,
+                "turn_number": turn_number,
+                "from_node_name": from_node_name,
+                "to_node_name": to_node_name,
+            }
+        )
+        self._grow()
+
+    def record_metric(
+        self,
+        metric_type: MetricType | str,
+        value: float,
+        processor: str | None = None,
+        turn_number: int | None = None,
+        node_id: str | None = None,
+    ) -> None:
+        """Record a metric; times in seconds, tokens and characters as counts."""
+        self._metrics.append(
+            {
+                "timestamp": self._stamp(),
+                "metric_type": MetricType(metric_type).value,
+                "value": float(value),
+                "processor": processor,
+                "turn_number": turn_number,
+                "node_id": node_id,
+            }
+        )
+        self._grow()
+
+    def record_rag_retrieval(
+        self,
+        query: str,
+        query_params: Mapping[str, Any] | None = None,
+        chunks: Sequence[Mapping[str, Any]] | None = None,
+        processing_time_ms: float | None = None,
+        node_id: str | None = None,
+        turn_number: int | None = None,
+    ) -> None:
+        params = dict(_json_value(dict(query_params or {})))
+        mode = params.get("search_mode")
+        top_k = params.get("top_k")
+        stored_chunks = []
+        for rank, chunk in enumerate(chunks or (), start=1):
+            stored = {key: _json_value(value) for key, value in chunk.items()}
+            stored.setdefault("chunk_rank", rank)
+            stored_chunks.append(stored)
+            self._grow(str(stored.get("content") or ""))
+        self._rag_retrievals.append(
+            {
+                "query_sequence": len(self._rag_retrievals) + 1,
+                "timestamp": self._stamp(),
+                "query_text": query,
+                "search_mode": SearchMode(mode).value if mode else None,
+                "top_k": top_k if isinstance(top_k, int) else None,
+                "processing_time_ms": processing_time_ms,
+                "query_params": params,
+                "node_id": node_id,
+                "turn_number": turn_number,
+                "chunks": stored_chunks,
+            }
+        )
+        self._grow(query)
+
+    def record_variable_extraction(
+        self,
+        variables_requested: Sequence[str],
+        variables_extracted: Mapping[str, Any],
+        success: bool,
+        processing_time_ms: float | None = None,
+        node_id: str | None = None,
+        turn_number: int | None = None,
+    ) -> None:
+        self._variable_extractions.append(
+            {
+                "sequence": len(self._variable_extractions) + 1,
+                "timestamp": self._stamp(),
+                "variables_requested": [str(v) for v in variables_requested],
+                "variables_extracted": _json_value(dict(variables_extracted)),
+                "success": bool(success),
+                "processing_time_ms": processing_time_ms,
+                "node_id": node_id,
+                "turn_number": turn_number,
+            }
+        )
+        self._grow()
+
+    def record_user_interruption(
+        self, interrupted_at_turn: int | None = None, node_id: str | None = None
+    ) -> None:
+        self._interruptions.append(
+            {
+                "timestamp": self._stamp(),
+                "interrupted_at_turn": interrupted_at_turn,
+                "node_id": node_id,
+            }
+        )
+        self._grow()
+
+    def record_tool_execution(
+        self,
+        tool_name: str,
+        request: Any = None,
+        response: Any = None,
+        success: bool | None = None,
+        duration_ms: int | None = None,
+        node_id: str | None = None,
+        turn_number: int | None = None,
+    ) -> None:
+        self._tool_executions.append(
+            {
+                "sequence": len(self._tool_executions) + 1,
+                "timestamp": self._stamp(),
+                "tool_name": tool_name,
+                "request": _json_value(request),
+                "response": _json_value(response),
+                "success": success,
+                "duration_ms": duration_ms,
+                "node_id": node_id,
+                "turn_number": turn_number,
+            }
+        )
+        self._grow(json.dumps(request, default=str), json.dumps(response, default=str))
+
+    def record_event(self, event_type: str, event_data: Any = None) -> None:
+        self._events.append(
+            {
+                "sequence": len(self._events) + 1,
+                "timestamp": self._stamp(),
+                "event_type": event_type,
+                "event_data": _json_value(event_data),
+            }
+        )
+        self._grow()
+
+    def set_analysis(
+        self,
+        sentiment: str | None = None,
+        sentiment_score: float | None = None,
+        call_successful: bool | None = None,
+        summary: str | None = None,
+        topics: Sequence[str] | None = None,
+        keywords_detected: Sequence[str] | None = None,
+        model: str | None = None,
+        analysis_data: Mapping[str, Any] | None = None,
+    ) -> None:
+        self._analysis = {
+            "sentiment": sentiment,
+            "sentiment_score": sentiment_score,
+            "call_successful": call_successful,
+            "summary": summary,
+            "topics": list(topics or ()),
+            "keywords_detected": list(keywords_detected or ()),
+            "model": model,
+            "analysis_data": _json_value(dict(analysis_data or {})),
+        }
+        self._grow(summary)
+
+    def update_recording_info(self, recording_sid: str, recording_url: str | None = None) -> None:
+        self.recording_sid = recording_sid
+        self.recording_url = recording_url
+
+    def update_status(self, status: str, error_message: str | None = None) -> None:
+        self.status = CallStatus(status).value
+        self.error_message = error_message
+
+    # -- hand-off ----------------------------------------------------------------------------
+
+    def build_payload(self) -> dict[str, Any]:
+        """The call as it stands, in the shape of ``models.payload.CallPayload`` (a new revision)."""
+        self._revision += 1
+        now = self._stamp()
+        ended = now if self.status != CallStatus.IN_PROGRESS.value else None
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "call_id": str(self.call_id),
+            "revision": self._revision,
+            "tenant_id": str(self.tenant_id),
+            "agent_id": str(self.agent_id),
+            "agent_version": self.agent_version,
+            "agent_name": self.agent_name,
+            "from_number": self.from_number,
+            "to_number": self.to_number,
+            "twilio_call_sid": self.twilio_call_sid,
+            "twilio_stream_sid": self.twilio_stream_sid,
+            "recording_enabled": self.recording_enabled,
+            "recording_sid": self.recording_sid,
+            "recording_url": self.recording_url,
+            "direction": self.direction,
+            "status": self.status,
+            "error_message": self.error_message,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": ended,
+            "finalized_at": now,
+            "initial_node": self.initial_node,
+            "final_node": self.final_node,
+            "messages": list(self._messages),
+            "transitions": list(self._transitions),
+            "metrics": list(self._metrics),
+            "rag_retrievals": list(self._rag_retrievals),
+            "variable_extractions": list(self._variable_extractions),
+            "interruptions": list(self._interruptions),
+            "tool_executions": list(self._tool_executions),
+            "events": list(self._events),
+            "analysis": self._analysis,
+        }
+
+    async def finalize_and_write(
+        self, status: str = CallStatus.ENDED.value, error_message: str | None = None
+    ) -> bool:
+        """Hand the call off; True once it is safe (enqueued, or durably spooled).
+
+        Returns False only if the payload could be neither enqueued nor spooled; the reason is
+        logged at ERROR. Calling it again later (with more data) sends a higher revision, which
+        replaces the stored call.
+        """
+        self.update_status(status, error_message)
+        payload = self.build_payload()
+        return await asyncio.to_thread(self.deliver, payload)
+
+    def deliver(self, payload: dict[str, Any]) -> bool:
+        """Blocking part of the hand-off: publish, or spool when the broker is unavailable."""
+        settings = self._settings or get_settings()
+        publisher = self._publisher or get_publisher(settings)
+        spool = self._spool or Spool(settings.spool_dir)
+        args = [payload]
+        log = {"call_id": payload["call_id"], "revision": payload["revision"]}
+        try:
+            publisher.send(
+                TASK_NAME,
+                args=args,
+                queue=QUEUE,
+                compress=self._approx_bytes >= settings.compress_min_bytes,
+                argsrepr=payload_repr(payload),
+            )
+        except BrokerUnavailable as error:
+            try:
+                path = spool.put(TASK_NAME, QUEUE, args, reason=str(error), key=payload["call_id"])
+            except OSError as spool_error:
+                logger.error(
+                    "call data could be neither enqueued nor spooled",
+                    extra={**log, "broker_error": str(error), "spool_error": str(spool_error)},
+                )
+                return False
+            logger.warning(
+                "broker unavailable; call spooled",
+                extra={**log, "spool_file": str(path), "broker_error": str(error)},
+            )
+            return True
+        _drainer.maybe_start(spool, publisher)
+        return True
