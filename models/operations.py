@@ -1,13 +1,15 @@
-"""Tables the system keeps about itself: the dead-letter store."""
+"""Tables the system keeps about itself: the dead-letter store and periodic job runs."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import CheckConstraint, DateTime, Index, LargeBinary, Text, text
+from sqlalchemy import CheckConstraint, Column, DateTime, Index, LargeBinary, Text, text
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlmodel import Field
+from sqlmodel import Field, SQLModel
 
 from models.base import Timestamped, in_check
 from models.enums import FailedPayloadStatus, values
@@ -55,3 +57,29 @@ class FailedPayload(Timestamped, table=True):
     )
     replayed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     replay_task_id: str | None = Field(default=None, max_length=255)
+
+
+class JobRun(SQLModel, table=True):
+    """The last run of each periodic job, so operators (and the metrics endpoint) can see when
+    rotation, retention, migration and checks last succeeded."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        CheckConstraint(
+            in_check("last_status", ("running", "succeeded", "failed", "skipped")),
+            name="last_status",
+        ),
+    )
+
+    job: str = Field(max_length=100, primary_key=True)
+    last_status: str = Field(max_length=16)
+    last_started_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_finished_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_success_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_error: str | None = Field(default=None, sa_type=Text)
+    last_duration_ms: float | None = None
+    runs: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    last_details: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("last_details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )

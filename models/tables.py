@@ -18,7 +18,7 @@ from models.calls import (
     CallTranscript,
     CallUserInterruption,
 )
-from models.operations import FailedPayload
+from models.operations import FailedPayload, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
@@ -42,6 +42,7 @@ __all__ = [
     "CallUserInterruption",
     "Customer",
     "FailedPayload",
+    "JobRun",
     "Organization",
     "OrganizationMember",
     "SystemPrompt",

@@ -54,8 +54,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_connect_timeout": 10,
             "health_check_interval": 10,
         },
-        "result_backend": None,
+        # Results are off for every task; the backend exists for the PROGRESS states of long
+        # tasks (tasks/progress.py), kept a day.
+        "result_backend": settings.broker_url.get_secret_value(),
         "task_ignore_result": True,
+        "result_expires": 86_400,
         "task_serializer": "json",
         "result_serializer": "json",
         "event_serializer": "json",

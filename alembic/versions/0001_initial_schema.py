@@ -896,9 +896,33 @@ def _create_tables() -> None:
         unique=False,
     )
 
+    op.create_table(
+        "job_runs",
+        sa.Column("job", sa.String(length=100), nullable=False),
+        sa.Column("last_status", sa.String(length=16), nullable=False),
+        sa.Column("last_started_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_finished_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_success_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("last_duration_ms", sa.Float(), nullable=True),
+        sa.Column("runs", sa.Integer(), server_default="0", nullable=False),
+        sa.Column(
+            "last_details",
+            postgresql.JSONB(astext_type=sa.Text()),
+            server_default=sa.text("'{}'::jsonb"),
+            nullable=False,
+        ),
+        sa.CheckConstraint(
+            "last_status IN ('running', 'succeeded', 'failed', 'skipped')",
+            name=op.f("ck_job_runs_last_status"),
+        ),
+        sa.PrimaryKeyConstraint("job", name=op.f("pk_job_runs")),
+    )
+
 
 def downgrade() -> None:
     # Dropping a partitioned table drops its partitions with it.
+    op.drop_table("job_runs")
     op.drop_index("ix_call_user_interruptions_call_id", table_name="call_user_interruptions")
     op.drop_table("call_user_interruptions")
     op.drop_index(
