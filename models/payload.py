@@ -312,3 +312,10 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://callstore.dev/schemas/call-payload/v1.json"
     return schema
+
+
+if __name__ == "__main__":  # ``python -m models.payload > docs/payload.schema.json``
+    import json
+    import sys
+
+    sys.stdout.write(json.dumps(json_schema(), indent=2, ensure_ascii=False) + "\n")

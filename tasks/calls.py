@@ -25,23 +25,32 @@ def finalize(self: Task, payload: Any) -> dict[str, Any]:
     structlog.contextvars.bind_contextvars(call_id=str(call_id_of(payload)))
     try:
         result = finalize_call(payload, settings=settings, task_id=self.request.id)
-    except Exception as error:  # transient errors and unforeseen bugs alike: retry, then keep
+    except DatabaseUnavailable as error:
+        # PostgreSQL is down: the call waits in the queue, however long that takes.
+        raise _retry(self, error) from error
+    except Exception as error:  # transient errors and unforeseen bugs: retry, then dead-letter
         result = _retry_or_dead_letter(self, payload, error)
     return result.as_dict()
 
 
-def _retry_or_dead_letter(task: Task, payload: Any, error: Exception) -> FinalizeResult:
+def _retry(task: Task, error: Exception) -> Exception:
     settings = get_settings()
-    attempt = int(task.request.retries) + 1
     log.warning(
-        "finalize failed", attempt=attempt, error_class=type(error).__name__, error=str(error)
+        "finalize will be retried",
+        attempt=int(task.request.retries) + 1,
+        error_class=type(error).__name__,
+        error=str(error),
     )
-    if retries_left(task, settings):
-        raise task.retry(exc=error, countdown=backoff_seconds(task.request.retries, settings))
+    retry: Exception = task.retry(
+        exc=error, countdown=backoff_seconds(task.request.retries, settings)
+    )
+    return retry
+
+
+def _retry_or_dead_letter(task: Task, payload: Any, error: Exception) -> FinalizeResult:
+    if retries_left(task, get_settings()):
+        raise _retry(task, error)
     try:
         return give_up(payload, error, task_id=task.request.id)
     except DatabaseUnavailable as unavailable:
-        # Not even the dead-letter table is reachable: the message stays in the queue.
-        raise task.retry(
-            exc=unavailable, countdown=settings.finalize_retry_backoff_max
-        ) from unavailable
+        raise _retry(task, unavailable) from unavailable

