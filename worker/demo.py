@@ -174,11 +174,12 @@ def _outcomes(
     database_url: str, call_ids: list[uuid.UUID]
 ) -> tuple[dict[uuid.UUID, datetime], set[uuid.UUID]]:
     with psycopg.connect(database_url) as conn:
-        persisted = dict(
-            conn.execute(  # type: ignore[arg-type]
+        persisted: dict[uuid.UUID, datetime] = {
+            row[0]: row[1]
+            for row in conn.execute(
                 "SELECT call_id, persisted_at FROM calls WHERE call_id = ANY(%s)", (call_ids,)
             ).fetchall()
-        )
+        }
         dead = {
             row[0]
             for row in conn.execute(
