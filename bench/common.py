@@ -1,0 +1,88 @@
+"""What every benchmark section shares: a private embedded stack, timing and percentiles."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypeVar
+
+import psycopg
+
+from worker import stack
+from worker.schema import upgrade
+from worker.settings import Settings
+
+T = TypeVar("T")
+
+CALL_TABLES = (
+    "calls", "call_transcripts", "call_messages", "call_transitions", "call_metrics",
+    "call_rag_retrievals", "call_rag_chunks", "call_extracted_variables", "call_analysis",
+    "call_user_interruptions", "call_tool_executions", "call_events", "failed_payloads",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class BenchStack:
+    paths: stack.StackPaths
+    admin_url: str
+    broker_url: str
+
+    def database(self, name: str, *, premake_months: int = 3) -> str:
+        """A freshly migrated database ``name`` (dropped first if it exists); its URL."""
+        stack.drop_database(self.admin_url, name)
+        url = stack.create_database(self.admin_url, name)
+        upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=premake_months)
+        return url
+
+    def settings(self, database_url: str, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "broker_url": self.broker_url,
+            "spool_dir": self.paths.data_dir / "spool",
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)
+
+
+@contextmanager
+def bench_stack(*, redis: bool = True) -> Iterator[BenchStack]:
+    """A private PostgreSQL (and Redis) in a temporary directory, stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix="callstore-bench-") as directory:
+        paths = stack.paths(Path(directory))
+        admin = stack.start_postgres(paths)
+        broker = stack.start_redis(paths) if redis else ""
+        try:
+            yield BenchStack(paths, admin, broker)
+        finally:
+            if redis:
+                stack.stop_redis(paths)
+            stack.stop_postgres(paths, mode="immediate")
+
+
+def truncate(url: str, tables: tuple[str, ...] = CALL_TABLES) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE " + ", ".join(tables))
+        conn.execute("CHECKPOINT")
+
+
+def timed(function: Callable[[], T]) -> tuple[T, float]:
+    """``function()`` and the seconds it took."""
+    started = time.perf_counter()
+    result = function()
+    return result, time.perf_counter() - started
+
+
+def percentile(values: list[float], q: int) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def best_of(repeats: int, function: Callable[[], float]) -> float:
+    """The best (lowest) of ``repeats`` measurements: the least disturbed by other load."""
+    return min(function() for _ in range(repeats))

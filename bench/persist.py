@@ -1,0 +1,216 @@
+"""How fast a call is persisted, against the raw ceiling and the naive ORM path.
+
+All paths write the same simulated calls into the same freshly truncated tables:
+
+* **real path** — ``worker.persist.persist_call`` per call, one transaction per call (what a
+  worker does): binary COPY for the big tables, one pipeline of prepared INSERTs for the small;
+* alternatives for the children, same transaction shape: multi-row ``INSERT ... VALUES`` and
+  ``executemany`` (psycopg pipelines it), to show why COPY was chosen;
+* **batched** — several calls per transaction (what a batching consumer could reach);
+* **raw ceiling** — one COPY per table of every call's rows in ONE transaction (the same COPY
+  formats as the real path), no per-call work at all;
+* **naive ORM** — a SQLModel object per row, ``session.add`` and a commit per call.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from sqlmodel import Session, create_engine
+
+from bench.common import best_of, timed, truncate
+from models.payload import CallPayload
+from models.tables import (
+    Call,
+    CallAnalysis,
+    CallEvent,
+    CallExtractedVariables,
+    CallMessage,
+    CallMetric,
+    CallRagChunk,
+    CallRagRetrieval,
+    CallToolExecution,
+    CallTranscript,
+    CallTransition,
+    CallUserInterruption,
+)
+from worker.persist import (
+    CHILD_COLUMNS,
+    CallRows,
+    build_rows,
+    copy_children,
+    persist_call,
+    write_call,
+)
+from worker.simulate import simulate_call
+
+ORM_CLASSES: dict[str, Any] = {
+    "call_messages": CallMessage,
+    "call_transitions": CallTransition,
+    "call_metrics": CallMetric,
+    "call_rag_retrievals": CallRagRetrieval,
+    "call_rag_chunks": CallRagChunk,
+    "call_extracted_variables": CallExtractedVariables,
+    "call_user_interruptions": CallUserInterruption,
+    "call_tool_executions": CallToolExecution,
+    "call_events": CallEvent,
+    "call_transcripts": CallTranscript,
+    "call_analysis": CallAnalysis,
+}
+
+
+def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
+    rng = random.Random(seed)
+    start = datetime.now(UTC).replace(day=2, hour=9, minute=0, second=0, microsecond=0)
+    payloads = []
+    for _ in range(count):
+        recorder = simulate_call(
+            random.Random(rng.getrandbits(48)), start=start + timedelta(minutes=rng.randint(0, 600))
+        )
+        recorder.update_status("ended")
+        payloads.append(CallPayload.model_validate(recorder.build_payload()))
+    return payloads
+
+
+def row_count(rows: Sequence[CallRows]) -> int:
+    return sum(1 + sum(len(r) for r in call.children.values()) for call in rows)
+
+
+def _values_writer(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
+    columns = CHILD_COLUMNS[table]
+    per_statement = max(1, 60_000 // len(columns))
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        row_sql = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(columns)))
+        statement = sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+            sql.Identifier(table),
+            sql.SQL(", ").join(map(sql.Identifier, columns)),
+            sql.SQL(", ").join([row_sql] * len(chunk)),
+        )
+        cursor.execute(statement, [value for row in chunk for value in row])
+
+
+def _executemany_writer(
+    cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]
+) -> None:
+    columns = CHILD_COLUMNS[table]
+    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.Identifier(table),
+        sql.SQL(", ").join(map(sql.Identifier, columns)),
+        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+    )
+    cursor.executemany(statement, rows)
+
+
+def _per_call(url: str, payloads: list[CallPayload], writer: Any = None) -> float:
+    truncate(url)
+    with psycopg.connect(url) as conn:
+
+        def work() -> None:
+            for payload in payloads:
+                with conn.transaction():
+                    if writer is None:
+                        persist_call(conn, payload)
+                    else:
+                        write_call(conn, build_rows(payload), write_children=writer)
+
+        _, seconds = timed(work)
+    return seconds
+
+
+def _batched(url: str, payloads: list[CallPayload], batch: int) -> float:
+    truncate(url)
+    with psycopg.connect(url) as conn:
+
+        def work() -> None:
+            for start in range(0, len(payloads), batch):
+                with conn.transaction():
+                    for payload in payloads[start : start + batch]:
+                        persist_call(conn, payload)
+
+        _, seconds = timed(work)
+    return seconds
+
+
+def _ceiling(url: str, rows: list[CallRows]) -> float:
+    truncate(url)
+    call_columns = tuple(rows[0].call)
+    with psycopg.connect(url) as conn:
+
+        def work() -> None:
+            with conn.transaction(), conn.cursor() as cursor:
+                copy_calls = sql.SQL("COPY calls ({}) FROM STDIN").format(
+                    sql.SQL(", ").join(map(sql.Identifier, call_columns))
+                )
+                with cursor.copy(copy_calls) as copy:
+                    for call in rows:
+                        copy.write_row(tuple(call.call.values()))
+                for table in CHILD_COLUMNS:
+                    copy_children(cursor, table, [r for call in rows for r in call.children[table]])
+
+        _, seconds = timed(work)
+    return seconds
+
+
+def _orm(sqlalchemy_url: str, url: str, rows: list[CallRows]) -> float:
+    truncate(url)
+    engine = create_engine(sqlalchemy_url)
+
+    def objects(call: CallRows) -> list[Any]:
+        made: list[Any] = [Call(**call.call)]
+        for table, table_rows in call.children.items():
+            cls = ORM_CLASSES[table]
+            for row in table_rows:
+                values = dict(zip(CHILD_COLUMNS[table], row, strict=True))
+                for key, value in values.items():
+                    if hasattr(value, "obj"):  # psycopg Jsonb wrapper → plain value for the ORM
+                        values[key] = value.obj
+                made.append(cls(**values))
+        return made
+
+    def work() -> None:
+        with Session(engine) as session:
+            for call in rows:
+                session.add_all(objects(call))
+                session.commit()
+
+    _, seconds = timed(work)
+    engine.dispose()
+    return seconds
+
+
+def run(url: str, sqlalchemy_url: str, *, quick: bool) -> dict[str, Any]:
+    count = 40 if quick else 150
+    repeats = 1 if quick else 3
+    payloads = make_payloads(count)
+    rows = [build_rows(p) for p in payloads]
+    total_rows = row_count(rows)
+
+    def rate(seconds: float) -> tuple[float, float]:
+        return count / seconds, total_rows / seconds
+
+    measured: dict[str, Callable[[], float]] = {
+        "real path (1 call/txn)": lambda: _per_call(url, payloads),
+        "multi-row INSERT (1 call/txn)": lambda: _per_call(url, payloads, _values_writer),
+        "executemany (1 call/txn)": lambda: _per_call(url, payloads, _executemany_writer),
+        "batched, 10 calls/txn": lambda: _batched(url, payloads, 10),
+        "raw ceiling (one COPY, one txn)": lambda: _ceiling(url, rows),
+        "naive SQLModel ORM (1 call/txn)": lambda: _orm(sqlalchemy_url, url, rows),
+    }
+    results = {name: rate(best_of(repeats, fn)) for name, fn in measured.items()}
+    real = results["real path (1 call/txn)"][1]
+    return {
+        "calls": count,
+        "rows": total_rows,
+        "rows_per_call": total_rows / count,
+        "paths": {name: {"calls_per_s": c, "rows_per_s": r} for name, (c, r) in results.items()},
+        "persist_vs_copy_ratio": real / results["raw ceiling (one COPY, one txn)"][1],
+        "persist_vs_orm_ratio": real / results["naive SQLModel ORM (1 call/txn)"][1],
+        "batched_vs_copy_ratio": results["batched, 10 calls/txn"][1]
+        / results["raw ceiling (one COPY, one txn)"][1],
+    }
