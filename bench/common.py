@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import psycopg
+import redis
 
 from worker import stack
 from worker.schema import upgrade
@@ -38,6 +39,10 @@ class BenchStack:
         url = stack.create_database(self.admin_url, name)
         upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=premake_months)
         return url
+
+    def flush_broker(self) -> None:
+        """Empty Redis, so one section's leftover messages never reach the next one's workers."""
+        redis.Redis(unix_socket_path=str(self.paths.redis_socket)).flushall()
 
     def settings(self, database_url: str, **overrides: Any) -> Settings:
         values: dict[str, Any] = {

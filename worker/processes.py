@@ -26,12 +26,18 @@ class ManagedProcess:
     process: subprocess.Popen[bytes]
     log_path: Path
     _log: IO[bytes]
+    log_offset: int = 0
 
     def alive(self) -> bool:
         return self.process.poll() is None
 
     def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        """What this process wrote (the log file may hold earlier runs before it)."""
+        if not self.log_path.exists():
+            return ""
+        with self.log_path.open("rb") as handle:
+            handle.seek(self.log_offset)
+            return handle.read().decode(errors="replace")
 
     def stop(self, timeout: float = 20) -> None:
         if self.alive():
@@ -61,6 +67,7 @@ def start(
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     handle = log_path.open("ab")
+    offset = handle.tell()
     executable = BIN / command[0]
     process = subprocess.Popen(
         [str(executable), *command[1:]],
@@ -70,16 +77,15 @@ def start(
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
-    return ManagedProcess(name, process, log_path, handle)
+    return ManagedProcess(name, process, log_path, handle, offset)
 
 
 def wait_for_log(process: ManagedProcess, marker: str, *, timeout: float) -> None:
     """Wait until ``marker`` appears in the process's log; raise with its tail if it dies."""
     deadline = time.monotonic() + timeout
-    start_size = 0
     while True:
         text = process.log_text()
-        if marker in text[start_size:]:
+        if marker in text:
             return
         if not process.alive():
             raise RuntimeError(f"{process.name} exited:\n{text[-3000:]}")

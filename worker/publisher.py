@@ -12,8 +12,11 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import pydantic_core
 from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
+from kombu.serialization import registry
+from kombu.utils import json as kombu_json
 
 from worker.errors import BrokerUnavailable
 from worker.settings import Settings
@@ -25,6 +28,25 @@ _BROKER_ERRORS: tuple[type[BaseException], ...] = (
     ConnectionError,
     OSError,
     TimeoutError,
+)
+
+
+#: The serializer producers use: standard JSON (``application/json``, what every worker accepts
+#: and decodes with kombu's own decoder), encoded by pydantic-core, which is about five times
+#: faster than the standard library on a call payload — most of the hand-off time of a large call.
+SERIALIZER = "callstore-json"
+
+
+def _encode(value: Any) -> str:
+    return pydantic_core.to_json(value).decode()
+
+
+registry.register(
+    SERIALIZER,
+    _encode,
+    kombu_json.loads,
+    content_type="application/json",
+    content_encoding="utf-8",
 )
 
 
@@ -85,6 +107,7 @@ class Publisher:
                 queue=queue,
                 task_id=task_id,
                 compression="zlib" if compress else None,
+                serializer=SERIALIZER,
                 retry=True,
                 retry_policy=self._retry_policy,
                 argsrepr=argsrepr if argsrepr is not None else f"<{len(args)} argument(s)>",

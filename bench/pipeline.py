@@ -1,0 +1,245 @@
+"""The finalize pipeline under load: hand-off latency, end to end, and worker memory.
+
+* ``finalize_and_write`` latency for a ~100 KB call against the local Redis (what the voice
+  runtime waits for), with and without zlib compression at several sizes;
+* end-to-end latency (hand-off to ``persisted_at``) and calls/s with 1 and 2 worker processes;
+* the resident memory of a worker's pool process across thousands of tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psutil
+import psycopg
+
+from bench.common import BenchStack, percentile, truncate
+from models.payload import QUEUE, TASK_NAME
+from worker import processes
+from worker.publisher import Publisher
+from worker.recorder import CallRecorder
+from worker.settings import Settings
+from worker.simulate import CallShape, simulate_call
+from worker.validation import encode
+
+
+def _recorders(
+    count: int, settings: Settings, *, seed: int, shape: CallShape
+) -> list[CallRecorder]:
+    rng = random.Random(seed)
+    start = datetime.now(UTC) - timedelta(minutes=20)
+    return [
+        simulate_call(
+            random.Random(rng.getrandbits(48)), start=start, shape=shape, settings=settings
+        )
+        for _ in range(count)
+    ]
+
+
+def _size(recorder: CallRecorder) -> int:
+    recorder._revision -= 1  # measuring must not consume a revision
+    return len(encode(recorder.build_payload()))
+
+
+def handoff_latency(settings: Settings, *, quick: bool) -> dict[str, Any]:
+    """``finalize_and_write`` p50/p99 for ~100 KB calls, sequentially on one event loop."""
+    count = 150 if quick else 600
+    recorders = _recorders(count, settings, seed=11, shape=CallShape(80, 90))  # ~100 KiB
+    sizes = [_size(r) for r in recorders[:20]]
+    publisher = Publisher(settings)
+    for r in recorders:
+        r._publisher = publisher
+
+    async def drive() -> list[float]:
+        timings = []
+        for r in recorders[:10]:  # warm the connection pool and code paths
+            await r.finalize_and_write(status="ended")
+        for r in recorders[10:]:
+            began = time.perf_counter()
+            ok = await r.finalize_and_write(status="ended")
+            timings.append((time.perf_counter() - began) * 1000)
+            assert ok
+        return timings
+
+    timings = asyncio.run(drive())
+    publisher.close()
+    return {
+        "payload_bytes_mean": sum(sizes) / len(sizes),
+        "finalize_p50_ms": percentile(timings, 50),
+        "finalize_p99_ms": percentile(timings, 99),
+        "samples": len(timings),
+    }
+
+
+def compression(settings: Settings, *, quick: bool) -> dict[str, Any]:
+    """Publishing time of one payload with and without zlib, at several sizes."""
+    publisher = Publisher(settings)
+    repeats = 15 if quick else 40
+    results = {}
+    for messages in (160, 800, 3200):
+        rec = _recorders(1, settings, seed=messages, shape=CallShape(messages, messages))[0]
+        payload = rec.build_payload()
+        size = len(encode(payload))
+        row = {}
+        for compress in (False, True):
+            samples = []
+            for _ in range(repeats):
+                began = time.perf_counter()
+                publisher.send(TASK_NAME, args=[payload], queue="bench-sink", compress=compress)
+                samples.append((time.perf_counter() - began) * 1000)
+            row["zlib" if compress else "plain"] = percentile(samples, 50)
+        results[f"{size // 1024} KiB"] = row
+    publisher.close()
+    return results
+
+
+@dataclass
+class _Workers:
+    started: list[processes.ManagedProcess]
+
+    def stop(self) -> None:
+        for process in self.started:
+            process.stop()
+
+
+def _start_workers(env: dict[str, str], count: int, log_dir: Path) -> _Workers:
+    started = []
+    for n in range(count):
+        started.append(
+            processes.start(
+                f"bench-worker-{n}",
+                [
+                    "celery",
+                    "-A",
+                    "worker.celery_app",
+                    "worker",
+                    "--queues",
+                    "calls",
+                    "--concurrency",
+                    "1",
+                    "--hostname",
+                    f"bench{n}@%h",
+                    "--without-gossip",
+                    "--without-mingle",
+                    "--loglevel",
+                    "INFO",
+                ],
+                env=env,
+                log_dir=log_dir,
+            )  # fmt: skip
+        )
+    for process in started:
+        processes.wait_for_log(process, " ready.", timeout=120)
+    return _Workers(started)
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return processes.process_env(
+        {
+            "CALLSTORE_DATABASE_URL": settings.database_url.get_secret_value(),
+            "CALLSTORE_BROKER_URL": settings.broker_url.get_secret_value(),
+            "CALLSTORE_LOG_LEVEL": "INFO",
+        }
+    )
+
+
+def _drive(recorders: list[CallRecorder], *, interval: float) -> dict[uuid.UUID, float]:
+    """Finalize ``recorders`` one every ``interval`` seconds (0: as fast as possible)."""
+    handed: dict[uuid.UUID, float] = {}
+
+    async def drive() -> None:
+        began = time.monotonic()
+        for n, r in enumerate(recorders):
+            delay = began + n * interval - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            handed[r.call_id] = time.time()
+            await r.finalize_and_write(status="ended")
+
+    asyncio.run(drive())
+    return handed
+
+
+def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[str, Any]:
+    """Calls/s of a burst, and hand-off-to-``persisted_at`` latency at a steady half load,
+    with 1 and 2 worker processes."""
+    count = 80 if quick else 300
+    url = settings.database_url.get_secret_value()
+    results: dict[str, Any] = {}
+    for workers in (1, 2):
+        pool = _start_workers(_env(settings), workers, bench.paths.data_dir / "logs")
+        try:
+            truncate(url)
+            burst = _recorders(count, settings, seed=100 + workers, shape=CallShape())
+            handed = _drive(burst, interval=0)
+            persisted = _wait_persisted(url, count, timeout=600)
+            rate = count / (max(persisted.values()) - min(handed.values()))
+
+            truncate(url)
+            steady = _recorders(count // 2, settings, seed=200 + workers, shape=CallShape())
+            handed = _drive(steady, interval=2 / rate)
+            persisted = _wait_persisted(url, len(steady), timeout=600)
+        finally:
+            pool.stop()
+        latencies = [(persisted[c] - handed[c]) * 1000 for c in persisted]
+        results[f"{workers}_worker"] = {
+            "calls": count,
+            "calls_per_s": rate,
+            "steady_calls_per_s": rate / 2,
+            "e2e_p50_ms": percentile(latencies, 50),
+            "e2e_p99_ms": percentile(latencies, 99),
+        }
+    return results
+
+
+def _wait_persisted(url: str, count: int, *, timeout: float) -> dict[uuid.UUID, float]:
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            rows = conn.execute("SELECT call_id, persisted_at FROM calls").fetchall()
+            if len(rows) >= count or time.monotonic() > deadline:
+                return {r[0]: r[1].timestamp() for r in rows}
+            time.sleep(0.2)
+
+
+def worker_memory(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[str, Any]:
+    """RSS of one pool process while it runs many small finalize tasks."""
+    total = 2000 if quick else 10_000
+    url = settings.database_url.get_secret_value()
+    truncate(url)
+    pool = _start_workers(_env(settings), 1, bench.paths.data_dir / "logs")
+    samples: list[tuple[int, float]] = []
+    try:
+        parent = psutil.Process(pool.started[0].process.pid)
+        child = parent.children()[0]
+        publisher = Publisher(settings)
+        start = datetime.now(UTC) - timedelta(minutes=5)
+        shape = CallShape(4, 8)
+        sent = 0
+        step = total // 10
+        while sent < total:
+            for _ in range(step):
+                rec = simulate_call(random.Random(sent), start=start, shape=shape)
+                rec.update_status("ended")
+                publisher.send(TASK_NAME, args=[rec.build_payload()], queue=QUEUE)
+                sent += 1
+            _wait_persisted(url, sent, timeout=600)
+            samples.append((sent, child.memory_info().rss / 2**20))
+        publisher.close()
+    finally:
+        pool.stop()
+    first_mib = samples[0][1]
+    last_mib = samples[-1][1]
+    return {
+        "tasks": total,
+        "rss_mib": [{"tasks": n, "rss_mib": round(m, 1)} for n, m in samples],
+        "rss_growth_mib": last_mib - first_mib,
+        "rss_growth_ratio": last_mib / first_mib,
+    }
