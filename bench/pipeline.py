@@ -133,7 +133,7 @@ def _start_workers(env: dict[str, str], count: int, log_dir: Path) -> _Workers:
                 ],
                 env=env,
                 log_dir=log_dir,
-            )  # fmt: skip
+            )
         )
     for process in started:
         processes.wait_for_log(process, " ready.", timeout=120)

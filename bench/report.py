@@ -11,9 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-TARGETS = {
+TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "persist_vs_copy_ratio": ("≥ 0.60 of the raw COPY ceiling", lambda v: v >= 0.60),
-    "persist_vs_orm_ratio": ("≥ 4× the naive ORM path", lambda v: v >= 4),
+    "persist_vs_orm_ratio": ("≥ 4 times the naive ORM path", lambda v: v >= 4),
     "finalize_p99_ms": ("≤ 5 ms on a local broker", lambda v: v <= 5),
 }
 
@@ -56,8 +56,11 @@ def markdown(r: dict[str, Any]) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured {r['when']} on {m['cpus']} CPUs / {m['memory_gib']} GiB, Python {m['python']}"
-        f"{' (quick run)' if r['quick'] else ''}; the whole run took {r['duration_seconds']} s.",
+        (
+            f"Measured {r['when']} on {m['cpus']} CPUs / {m['memory_gib']} GiB, "
+            f"Python {m['python']}{' (quick run)' if r['quick'] else ''}; "
+            f"the whole run took {r['duration_seconds']} s."
+        ),
         "Every target is a ratio against a baseline measured in the same run, because these",
         "machines are shared and noisy. Reproduce with `uv run python -m bench` (`--quick` for a",
         "short run, `--json FILE` for the figures as JSON).",
@@ -141,8 +144,10 @@ def markdown(r: dict[str, Any]) -> str:
         "|---|---|",
         *(f"| {s['tasks']:,} | {s['rss_mib']} |" for s in mem["rss_mib"]),
         "",
-        f"Growth from the first to the last sample: {_f(mem['rss_growth_mib'])} MiB "
-        f"(×{_f(mem['rss_growth_ratio'], 2)}).",
+        (
+            f"Growth from the first to the last sample: {_f(mem['rss_growth_mib'])} MiB "
+            f"(ratio {_f(mem['rss_growth_ratio'], 2)})."
+        ),
     ]
     for section in optional_sections():
         if section.key in r:

@@ -41,7 +41,7 @@ def _encode(value: Any) -> str:
     return pydantic_core.to_json(value).decode()
 
 
-registry.register(
+registry.register(  # type: ignore[no-untyped-call]
     SERIALIZER,
     _encode,
     kombu_json.loads,
