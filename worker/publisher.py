@@ -9,27 +9,17 @@ fall back to its spool instead of hanging a call.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import Any
 
 import pydantic_core
 from celery import Celery
-from kombu.exceptions import KombuError, OperationalError
 from kombu.serialization import registry
 from kombu.utils import json as kombu_json
 
 from worker.errors import BrokerUnavailable
 from worker.settings import Settings
-
-#: Errors that mean "the broker did not take the message".
-_BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    OperationalError,
-    KombuError,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
-
 
 #: The serializer producers use: standard JSON (``application/json``, what every worker accepts
 #: and decodes with kombu's own decoder), encoded by pydantic-core, which is about five times
@@ -74,8 +64,8 @@ class Publisher:
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
-        self._app = Celery("callstore-client", set_as_current=False)
-        self._app.conf.update(client_config(settings))
+        self._lock = threading.Lock()
+        self._app = self._new_app()
         timeout = settings.publish_timeout_seconds
         # kombu's retry: a few quick reconnects, within the publish timeout overall.
         self._retry_policy = {
@@ -84,6 +74,19 @@ class Publisher:
             "interval_step": min(0.2, timeout / 4),
             "interval_max": min(0.5, timeout / 2),
         }
+
+    def _new_app(self) -> Celery:
+        app = Celery("callstore-client", set_as_current=False)
+        app.conf.update(client_config(self._settings))
+        return app
+
+    def _reset(self) -> None:
+        """Drop every pooled connection after a failure: kombu can leave a half-closed channel
+        in its pool after a timeout, and the next publish must start from a clean one."""
+        with self._lock:
+            broken, self._app = self._app, self._new_app()
+        with contextlib.suppress(Exception):
+            broken.close()
 
     def send(
         self,
@@ -100,8 +103,9 @@ class Publisher:
         ``argsrepr`` is what logs, events and Flower show instead of the arguments: a call
         payload carries transcripts and phone numbers, which must never reach a log line.
         """
+        app = self._app
         try:
-            result = self._app.send_task(
+            result = app.send_task(
                 task_name,
                 args=args,
                 queue=queue,
@@ -113,8 +117,13 @@ class Publisher:
                 argsrepr=argsrepr if argsrepr is not None else f"<{len(args)} argument(s)>",
                 kwargsrepr="{}",
             )
-        except _BROKER_ERRORS as error:
-            raise BrokerUnavailable(f"broker did not accept {task_name}: {error}") from error
+        except Exception as error:
+            # Whatever went wrong (a broker error, a timeout, a fault inside kombu), the message
+            # was not safely accepted: the caller keeps it (spool, queue) instead of losing it.
+            self._reset()
+            raise BrokerUnavailable(
+                f"broker did not accept {task_name}: {type(error).__name__}: {error}"
+            ) from error
         return str(result.id)
 
     def close(self) -> None:
