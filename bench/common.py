@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from typing import Any, TypeVar
 import psycopg
 import redis
 
-from worker import stack
+from worker import processes, stack
 from worker.schema import upgrade
 from worker.settings import Settings
 
@@ -91,3 +92,61 @@ def percentile(values: list[float], q: int) -> float:
 def best_of(repeats: int, function: Callable[[], float]) -> float:
     """The best (lowest) of ``repeats`` measurements: the least disturbed by other load."""
     return min(function() for _ in range(repeats))
+
+
+@dataclass
+class Workers:
+    """Worker processes started for a benchmark, each taking one task at a time."""
+
+    started: list[processes.ManagedProcess]
+
+    def stop(self) -> None:
+        for process in self.started:
+            process.stop()
+
+
+def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a worker process for ``settings``."""
+    values = {
+        "CALLSTORE_DATABASE_URL": settings.database_url.get_secret_value(),
+        "CALLSTORE_BROKER_URL": settings.broker_url.get_secret_value(),
+        "CALLSTORE_SPOOL_DIR": str(settings.spool_dir),
+        "CALLSTORE_BROKER_VISIBILITY_TIMEOUT": str(settings.broker_visibility_timeout),
+        "CALLSTORE_FINALIZE_RETRY_BACKOFF_MAX": str(settings.finalize_retry_backoff_max),
+        "CALLSTORE_LOG_LEVEL": "INFO",
+    }
+    values.update(extra)
+    return processes.process_env(values)
+
+
+def start_worker(
+    env: dict[str, str], name: str, log_dir: Path, *, queues: str = "calls"
+) -> processes.ManagedProcess:
+    return processes.start(
+        name,
+        ["celery", "-A", "worker.celery_app", "worker", "--queues", queues,
+         "--concurrency", "1", "--hostname", f"{name}@%h", "--without-gossip",
+         "--without-mingle", "--loglevel", "INFO"],
+        env=env,
+        log_dir=log_dir,
+    )  # fmt: skip
+
+
+def start_workers(
+    env: dict[str, str], count: int, log_dir: Path, *, prefix: str = "bench-worker"
+) -> Workers:
+    started = [start_worker(env, f"{prefix}-{n}", log_dir) for n in range(count)]
+    for process in started:
+        processes.wait_for_log(process, " ready.", timeout=120)
+    return Workers(started)
+
+
+def wait_persisted(url: str, count: int, *, timeout: float) -> dict[uuid.UUID, float]:
+    """``call_id -> persisted_at`` once ``count`` calls are stored (or at the deadline)."""
+    deadline = time.monotonic() + timeout
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            rows = conn.execute("SELECT call_id, persisted_at FROM calls").fetchall()
+            if len(rows) >= count or time.monotonic() > deadline:
+                return {r[0]: r[1].timestamp() for r in rows}
+            time.sleep(0.2)

@@ -12,17 +12,20 @@ import asyncio
 import random
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg
 
-from bench.common import BenchStack, percentile, truncate
+from bench.common import (
+    BenchStack,
+    percentile,
+    start_workers,
+    truncate,
+    wait_persisted,
+    worker_env,
+)
 from models.payload import QUEUE, TASK_NAME
-from worker import processes
 from worker.publisher import Publisher
 from worker.recorder import CallRecorder
 from worker.settings import Settings
@@ -100,56 +103,6 @@ def compression(settings: Settings, *, quick: bool) -> dict[str, Any]:
     return results
 
 
-@dataclass
-class _Workers:
-    started: list[processes.ManagedProcess]
-
-    def stop(self) -> None:
-        for process in self.started:
-            process.stop()
-
-
-def _start_workers(env: dict[str, str], count: int, log_dir: Path) -> _Workers:
-    started = []
-    for n in range(count):
-        started.append(
-            processes.start(
-                f"bench-worker-{n}",
-                [
-                    "celery",
-                    "-A",
-                    "worker.celery_app",
-                    "worker",
-                    "--queues",
-                    "calls",
-                    "--concurrency",
-                    "1",
-                    "--hostname",
-                    f"bench{n}@%h",
-                    "--without-gossip",
-                    "--without-mingle",
-                    "--loglevel",
-                    "INFO",
-                ],
-                env=env,
-                log_dir=log_dir,
-            )
-        )
-    for process in started:
-        processes.wait_for_log(process, " ready.", timeout=120)
-    return _Workers(started)
-
-
-def _env(settings: Settings) -> dict[str, str]:
-    return processes.process_env(
-        {
-            "CALLSTORE_DATABASE_URL": settings.database_url.get_secret_value(),
-            "CALLSTORE_BROKER_URL": settings.broker_url.get_secret_value(),
-            "CALLSTORE_LOG_LEVEL": "INFO",
-        }
-    )
-
-
 def _drive(recorders: list[CallRecorder], *, interval: float) -> dict[uuid.UUID, float]:
     """Finalize ``recorders`` one every ``interval`` seconds (0: as fast as possible)."""
     handed: dict[uuid.UUID, float] = {}
@@ -174,18 +127,18 @@ def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[st
     url = settings.database_url.get_secret_value()
     results: dict[str, Any] = {}
     for workers in (1, 2):
-        pool = _start_workers(_env(settings), workers, bench.paths.data_dir / "logs")
+        pool = start_workers(worker_env(settings), workers, bench.paths.data_dir / "logs")
         try:
             truncate(url)
             burst = _recorders(count, settings, seed=100 + workers, shape=CallShape())
             handed = _drive(burst, interval=0)
-            persisted = _wait_persisted(url, count, timeout=600)
+            persisted = wait_persisted(url, count, timeout=600)
             rate = count / (max(persisted.values()) - min(handed.values()))
 
             truncate(url)
             steady = _recorders(count // 2, settings, seed=200 + workers, shape=CallShape())
             handed = _drive(steady, interval=2 / rate)
-            persisted = _wait_persisted(url, len(steady), timeout=600)
+            persisted = wait_persisted(url, len(steady), timeout=600)
         finally:
             pool.stop()
         latencies = [(persisted[c] - handed[c]) * 1000 for c in persisted]
@@ -199,22 +152,12 @@ def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[st
     return results
 
 
-def _wait_persisted(url: str, count: int, *, timeout: float) -> dict[uuid.UUID, float]:
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(url, autocommit=True) as conn:
-        while True:
-            rows = conn.execute("SELECT call_id, persisted_at FROM calls").fetchall()
-            if len(rows) >= count or time.monotonic() > deadline:
-                return {r[0]: r[1].timestamp() for r in rows}
-            time.sleep(0.2)
-
-
 def worker_memory(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[str, Any]:
     """RSS of one pool process while it runs many small finalize tasks."""
     total = 2000 if quick else 10_000
     url = settings.database_url.get_secret_value()
     truncate(url)
-    pool = _start_workers(_env(settings), 1, bench.paths.data_dir / "logs")
+    pool = start_workers(worker_env(settings), 1, bench.paths.data_dir / "logs")
     samples: list[tuple[int, float]] = []
     try:
         parent = psutil.Process(pool.started[0].process.pid)
@@ -230,7 +173,7 @@ def worker_memory(bench: BenchStack, settings: Settings, *, quick: bool) -> dict
                 rec.update_status("ended")
                 publisher.send(TASK_NAME, args=[rec.build_payload()], queue=QUEUE)
                 sent += 1
-            _wait_persisted(url, sent, timeout=600)
+            wait_persisted(url, sent, timeout=600)
             samples.append((sent, child.memory_info().rss / 2**20))
         publisher.close()
     finally:

@@ -142,6 +142,8 @@ class CallRecorder:
         self._spool = spool
         self.started_at = self._now()
         self._revision = 0
+        #: How the last hand-off went: "enqueued", "spooled", or None (not finalized / failed).
+        self.delivery: str | None = None
         self._approx_bytes = 1024
         self._messages: list[dict[str, Any]] = []
         self._transitions: list[dict[str, Any]] = []
@@ -442,6 +444,7 @@ class CallRecorder:
                 argsrepr=payload_repr(payload),
             )
         except BrokerUnavailable as error:
+            self.delivery = None
             try:
                 path = spool.put(TASK_NAME, QUEUE, args, reason=str(error), key=payload["call_id"])
             except OSError as spool_error:
@@ -454,6 +457,8 @@ class CallRecorder:
                 "broker unavailable; call spooled",
                 extra={**log, "spool_file": str(path), "broker_error": str(error)},
             )
+            self.delivery = "spooled"
             return True
+        self.delivery = "enqueued"
         _drainer.maybe_start(spool, publisher)
         return True

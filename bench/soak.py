@@ -1,0 +1,384 @@
+"""The soak: many calls through ``CallRecorder`` while faults are injected on a schedule.
+
+``python -m bench.soak --calls 10000 [--workers 2] [--json FILE]``
+
+Faults, all at once on one system: a worker SIGKILLed every few seconds (and started again),
+PostgreSQL restarted, Redis restarted (calls finalized meanwhile go to the spool), a share of
+payloads delivered twice, 1% malformed payloads, and a maintenance run in the middle. At the end
+every call is checked one by one: a valid call must be in ``calls`` exactly once with exactly
+its child rows, a malformed one in ``failed_payloads``, and nothing else may be there.
+
+A short mode (``run(SoakConfig.short())``) runs in the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import copy
+import json
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from bench.common import BenchStack, bench_stack, percentile, start_worker, worker_env
+from models.payload import QUEUE, TASK_NAME
+from worker import processes, stack
+from worker.publisher import Publisher
+from worker.settings import Settings
+from worker.simulate import CallShape, simulate_call
+from worker.spool import Spool
+
+
+@dataclass
+class SoakConfig:
+    calls: int = 10_000
+    workers: int = 2
+    #: Calls handed off per second: below what the workers sustain, so faults land while work
+    #: is flowing instead of on a backlog.
+    rate: float = 20.0
+    concurrency: int = 8
+    malformed_ratio: float = 0.01
+    duplicate_ratio: float = 0.05
+    kill_every_seconds: float = 6.0
+    postgres_restart_at: float = 0.3
+    maintenance_at: float = 0.5
+    redis_restart_at: float = 0.7
+    visibility_timeout: int = 8
+    settle_timeout: float = 600.0
+    seed: int = 99
+    shape: CallShape = field(default_factory=lambda: CallShape(10, 40))
+
+    @classmethod
+    def short(cls) -> SoakConfig:
+        """A minute-long run for the test suite: every fault once."""
+        return cls(
+            calls=120,
+            workers=2,
+            rate=15.0,
+            malformed_ratio=0.05,
+            duplicate_ratio=0.1,
+            kill_every_seconds=1e9,  # one scheduled kill instead (see kill_once_at)
+            settle_timeout=180.0,
+            shape=CallShape(4, 12),
+        )
+
+
+@dataclass
+class FaultRecord:
+    name: str
+    started: float
+    ended: float = 0.0
+    recovered_after_s: float | None = None
+
+
+@dataclass
+class SoakResult:
+    calls: int
+    valid: int
+    malformed: int
+    duplicates_sent: int
+    persisted: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    dead_lettered: int = 0
+    wrongly_dead_lettered: int = 0
+    refused_by_recorder: int = 0
+    spooled_by_recorder: int = 0
+    e2e_p50_ms: float = 0.0
+    e2e_p99_ms: float = 0.0
+    duration_s: float = 0.0
+    worker_kills: int = 0
+    faults: list[FaultRecord] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _malform(body: dict[str, Any], rng: random.Random) -> dict[str, Any]:
+    bad = copy.deepcopy(body)
+    choice = rng.randrange(5)
+    if choice == 0:
+        bad["status"] = "finished"
+    elif choice == 1:
+        del bad["tenant_id"]
+    elif choice == 2:
+        bad["messages"][0]["content"] += "\x00"
+    elif choice == 3:
+        bad["metrics"][0]["metric_type"] = "llm_tokens"
+    else:
+        bad["started_at"] = "yesterday"
+    return bad
+
+
+class Supervisor:
+    """Keeps ``count`` workers running; the killer SIGKILLs one and starts a replacement."""
+
+    def __init__(self, env: dict[str, str], count: int, log_dir: Path) -> None:
+        self.env = env
+        self.log_dir = log_dir
+        self.generation = 0
+        self.workers = [self._start() for _ in range(count)]
+        self.kills = 0
+        for worker in self.workers:
+            processes.wait_for_log(worker, " ready.", timeout=120)
+
+    def _start(self) -> processes.ManagedProcess:
+        self.generation += 1
+        return start_worker(
+            self.env, f"soak-{self.generation}", self.log_dir, queues="calls,maintenance"
+        )
+
+    def kill_one(self, rng: random.Random) -> None:
+        victim = self.workers.pop(rng.randrange(len(self.workers)))
+        # SIGKILL the whole worker, main process and pool alike, mid-task: what an OOM kill or
+        # a lost host does. Its unacknowledged messages wait for the visibility timeout.
+        os.killpg(victim.process.pid, signal.SIGKILL)
+        victim.stop()
+        self.kills += 1
+        self.workers.append(self._start())
+
+    def stop(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+async def _drive(
+    config: SoakConfig,
+    settings: Settings,
+    bench: BenchStack,
+    supervisor: Supervisor,
+    result: SoakResult,
+) -> tuple[dict[uuid.UUID, dict[str, Any]], dict[uuid.UUID, float], list[dict[str, Any]]]:
+    rng = random.Random(config.seed)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    valid: dict[uuid.UUID, dict[str, Any]] = {}
+    handed: dict[uuid.UUID, float] = {}
+    malformed: list[dict[str, Any]] = []
+    publisher = Publisher(settings)
+    semaphore = asyncio.Semaphore(config.concurrency)
+    progress = {"done": 0}
+    stop = threading.Event()
+
+    began = time.monotonic()
+
+    async def one(index: int) -> None:
+        delay = began + index / config.rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        async with semaphore:
+            recorder = simulate_call(
+                random.Random(rng.getrandbits(48)),
+                start=start + timedelta(seconds=index),
+                shape=config.shape,
+                settings=settings,
+            )
+            recorder.update_status("ended")
+            body = recorder.build_payload()
+            recorder._revision -= 1  # finalize_and_write builds the same revision again
+            if rng.random() < config.malformed_ratio:
+                bad = _malform(body, rng)
+                malformed.append(bad)
+                await asyncio.to_thread(_send_or_spool, publisher, settings, bad)
+            else:
+                valid[recorder.call_id] = body
+                handed[recorder.call_id] = time.time()
+                if not await recorder.finalize_and_write(status="ended"):
+                    result.refused_by_recorder += 1
+                elif recorder.delivery == "spooled":
+                    result.spooled_by_recorder += 1
+                if rng.random() < config.duplicate_ratio:
+                    result.duplicates_sent += 1
+                    await asyncio.to_thread(_send_or_spool, publisher, settings, body)
+            progress["done"] += 1
+
+    async def faults() -> None:
+        schedule = sorted(
+            [
+                (config.postgres_restart_at, "postgres restart"),
+                (config.maintenance_at, "maintenance run"),
+                (config.redis_restart_at, "redis restart"),
+            ]
+        )
+        if config.kill_every_seconds >= 1e8:
+            schedule.append((0.15, "worker SIGKILL"))
+            schedule.sort()
+        for at, name in schedule:
+            while progress["done"] < at * config.calls and not stop.is_set():
+                await asyncio.sleep(0.05)
+            record = FaultRecord(name, time.time())
+            await asyncio.to_thread(_inject, name, bench, supervisor, settings, rng)
+            record.ended = time.time()
+            result.faults.append(record)
+
+    async def killer() -> None:
+        while not stop.is_set() and config.kill_every_seconds < 1e8:
+            await asyncio.sleep(config.kill_every_seconds)
+            if not stop.is_set():
+                await asyncio.to_thread(supervisor.kill_one, rng)
+
+    fault_task = asyncio.create_task(faults())
+    killer_task = asyncio.create_task(killer())
+    await asyncio.gather(*(one(i) for i in range(config.calls)))
+    await fault_task
+    stop.set()
+    killer_task.cancel()
+    publisher.close()
+    return valid, handed, malformed
+
+
+def _send_or_spool(publisher: Publisher, settings: Settings, body: dict[str, Any]) -> None:
+    """Deliver an extra copy (a duplicate or a malformed payload) the way a runtime would."""
+    from worker.errors import BrokerUnavailable
+
+    try:
+        publisher.send(TASK_NAME, args=[body], queue=QUEUE)
+    except BrokerUnavailable as error:
+        Spool(settings.spool_dir).put(
+            TASK_NAME, QUEUE, [body], reason=str(error), key=str(body.get("call_id", "x"))
+        )
+
+
+def _inject(
+    name: str, bench: BenchStack, supervisor: Supervisor, settings: Settings, rng: random.Random
+) -> None:
+    if name == "postgres restart":
+        stack.restart_postgres(bench.paths)
+    elif name == "redis restart":
+        stack.stop_redis(bench.paths)
+        time.sleep(1.0)  # a real outage: recorders spool while Redis is gone
+        stack.start_redis(bench.paths)
+    elif name == "worker SIGKILL":
+        supervisor.kill_one(rng)
+    elif name == "maintenance run":
+        publisher = Publisher(settings)
+        try:
+            for task in ("maintenance.rotate_partitions", "maintenance.enforce_retention"):
+                publisher.send(task, args=[], queue="maintenance")
+        finally:
+            publisher.close()
+
+
+def _check(
+    url: str, valid: dict[uuid.UUID, dict[str, Any]], malformed: list[dict[str, Any]]
+) -> tuple[dict[uuid.UUID, tuple[int, int, int]], set[str]]:
+    ids = list(valid)
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            """SELECT c.call_id,
+                      (SELECT count(*) FROM call_messages m WHERE m.call_id = c.call_id),
+                      (SELECT count(*) FROM call_metrics m WHERE m.call_id = c.call_id),
+                      (SELECT count(*) FROM call_transcripts t WHERE t.call_id = c.call_id)
+                 FROM calls c WHERE c.call_id = ANY(%s)""",
+            (ids,),
+        ).fetchall()
+        dead = conn.execute("SELECT call_id, payload FROM failed_payloads").fetchall()
+    found = {r[0]: (r[1], r[2], r[3]) for r in rows}
+    dead_ids = {str(r[0]) for r in dead if r[0] is not None}
+    dead_ids |= {json.loads(r[1]).get("call_id", "") for r in dead if r[0] is None}
+    return found, dead_ids
+
+
+def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
+    started = time.time()
+    with bench_stack() as bench:
+        url = bench.database("soak")
+        settings = bench.settings(
+            url,
+            broker_visibility_timeout=config.visibility_timeout,
+            finalize_retry_backoff_max=5,
+            publish_timeout_seconds=1.0,
+        )
+        env = worker_env(settings)
+        log_dir = bench.paths.data_dir / "logs"
+        supervisor = Supervisor(env, config.workers, log_dir)
+        malformed_count = 0
+        result = SoakResult(calls=config.calls, valid=0, malformed=0, duplicates_sent=0)
+        try:
+            log(f"soak: {config.calls} calls, {config.workers} workers")
+            valid, handed, malformed = asyncio.run(
+                _drive(config, settings, bench, supervisor, result)
+            )
+            malformed_count = len(malformed)
+            log("soak: all calls handed off; flushing the spool and settling")
+            flush_publisher = Publisher(settings)
+            Spool(settings.spool_dir).flush(
+                lambda t, q, a: flush_publisher.send(t, args=a, queue=q)
+            )
+            flush_publisher.close()
+            deadline = time.monotonic() + config.settle_timeout
+            while True:
+                found, dead_ids = _check(url, valid, malformed)
+                settled = len(found) == len(valid) and all(
+                    str(b.get("call_id", "")) in dead_ids or "call_id" not in b for b in malformed
+                )
+                if settled or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
+            kills = supervisor.kills
+        finally:
+            supervisor.stop()
+        with psycopg.connect(url, autocommit=True) as conn:
+            persisted_at: dict[uuid.UUID, float] = {
+                row[0]: float(row[1])
+                for row in conn.execute(
+                    "SELECT call_id, extract(epoch FROM persisted_at) FROM calls"
+                ).fetchall()
+            }
+
+    result.valid = len(valid)
+    result.malformed = malformed_count
+    result.worker_kills = kills
+    result.persisted = len(found)
+    for call_id, body in valid.items():
+        counts = found.get(call_id)
+        if counts is None:
+            if str(call_id) in dead_ids:
+                result.wrongly_dead_lettered += 1
+            else:
+                result.lost += 1
+        elif counts != (len(body["messages"]), len(body["metrics"]), 1):
+            result.duplicated += 1
+    result.dead_lettered = len(dead_ids)
+    latencies = [(float(persisted_at[c]) - handed[c]) * 1000 for c in handed if c in persisted_at]
+    if latencies:
+        result.e2e_p50_ms = percentile(latencies, 50)
+        result.e2e_p99_ms = percentile(latencies, 99)
+    stamps = sorted(persisted_at.values())
+    for fault in result.faults:
+        after = [s for s in stamps if s > fault.ended]
+        fault.recovered_after_s = (after[0] - fault.started) if after else None
+    result.duration_s = time.time() - started
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
+    parser.add_argument("--calls", type=int, default=10_000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--json", type=Path)
+    parser.add_argument("--short", action="store_true", help="the test suite's one-minute run")
+    args = parser.parse_args(argv)
+    config = (
+        SoakConfig.short() if args.short else SoakConfig(calls=args.calls, workers=args.workers)
+    )
+    result = run(config)
+    figures = result.as_dict()
+    print(json.dumps(figures, indent=2, default=str))
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
+    return 0 if result.lost == 0 and result.duplicated == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
