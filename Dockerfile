@@ -34,6 +34,6 @@ ENV PATH=/app/.venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
 USER callstore
-# Writable state (beat schedule, Flower's database) lives on volumes mounted at /data
-# (docker-compose.yml); everything else in the container is read-only to the services.
+# The only writable state (beat's schedule, Flower's database) lives in /data, on the volumes
+# docker-compose.yml mounts there.
 CMD ["celery", "-A", "worker.celery_app", "worker", "-Q", "calls", "--loglevel=INFO"]
