@@ -123,6 +123,8 @@ def describe_error(error: ValidationError) -> str:
         message = item["msg"]
         if item["type"] == "missing":
             message = "is required but not set"
+        elif item["type"] == "value_error":
+            message = message.removeprefix("Value error, ")  # pydantic's wrapper, not ours
         parts.append(f"{name} {message}")
     return "invalid configuration: " + "; ".join(parts)
 

