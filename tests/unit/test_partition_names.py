@@ -18,7 +18,9 @@ from worker.partitions import (
     partition_name,
 )
 
-months = st.dates(min_value=date(1000, 1, 1), max_value=date(9998, 12, 31)).map(month_start)
+# Partitions live in real time: keep the generated months well inside what `date` can hold
+# after moving them by the largest shift the tests use (600 months).
+months = st.dates(min_value=date(1100, 1, 1), max_value=date(9900, 12, 31)).map(month_start)
 tables = st.sampled_from(PARTITIONED_TABLES)
 
 
