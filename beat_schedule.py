@@ -10,4 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+HOUR = 3600.0
+
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Incremental: examines what changed since the previous run, so hourly costs little.
+    "consistency-check": {
+        "task": "consistency.check",
+        "schedule": HOUR,
+        "options": {"queue": "maintenance", "expires": HOUR - 300},
+    },
+}

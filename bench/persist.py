@@ -70,7 +70,9 @@ def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
     payloads = []
     for _ in range(count):
         recorder = simulate_call(
-            random.Random(rng.getrandbits(48)), start=start + timedelta(minutes=rng.randint(0, 600))
+            random.Random(rng.getrandbits(48)),
+            start=start + timedelta(minutes=rng.randint(0, 600)),
+            announce=False,
         )
         recorder.update_status("ended")
         payloads.append(CallPayload.model_validate(recorder.build_payload()))

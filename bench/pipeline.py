@@ -169,7 +169,7 @@ def worker_memory(bench: BenchStack, settings: Settings, *, quick: bool) -> dict
         step = total // 10
         while sent < total:
             for _ in range(step):
-                rec = simulate_call(random.Random(sent), start=start, shape=shape)
+                rec = simulate_call(random.Random(sent), start=start, shape=shape, announce=False)
                 rec.update_status("ended")
                 publisher.send(TASK_NAME, args=[rec.build_payload()], queue=QUEUE)
                 sent += 1

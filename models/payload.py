@@ -30,6 +30,7 @@ from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchM
 
 SCHEMA_VERSION = 1
 TASK_NAME = "calls.finalize"
+ANNOUNCE_TASK_NAME = "calls.announce"
 QUEUE = "calls"
 
 #: Entries may be stamped slightly before ``started_at`` (clock skew between components) ...
@@ -304,6 +305,22 @@ class CallPayload(BaseModel):
             + len(self.events)
             + (1 if self.analysis else 0)
         )
+
+
+class CallAnnouncementPayload(BaseModel):
+    """The tiny message a runtime sends when a call starts (``calls.announce``).
+
+    A call announced but never finalized is one whose runtime died mid-call: the consistency
+    check lists it after a threshold.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = 1
+    call_id: UUID
+    tenant_id: UUID
+    agent_id: UUID
+    started_at: AwareDatetime
 
 
 def json_schema() -> dict[str, Any]:

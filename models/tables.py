@@ -18,6 +18,7 @@ from models.calls import (
     CallTranscript,
     CallUserInterruption,
 )
+from models.consistency import CallAnnouncement, ConsistencyDiscrepancy, ConsistencyReport
 from models.operations import FailedPayload, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
@@ -30,6 +31,7 @@ __all__ = [
     "BehavioralTactic",
     "Call",
     "CallAnalysis",
+    "CallAnnouncement",
     "CallEvent",
     "CallExtractedVariables",
     "CallMessage",
@@ -40,6 +42,8 @@ __all__ = [
     "CallTranscript",
     "CallTransition",
     "CallUserInterruption",
+    "ConsistencyDiscrepancy",
+    "ConsistencyReport",
     "Customer",
     "FailedPayload",
     "JobRun",

@@ -7,13 +7,18 @@ from typing import Any
 import structlog
 from celery import Task
 
+from models.payload import ANNOUNCE_TASK_NAME
 from tasks.retry import backoff_seconds, retries_left
+from worker import dead_letter
+from worker.announcements import record_announcement, validate_announcement
 from worker.celery_app import app
+from worker.db import raw_connection, session_scope
 from worker.dead_letter import call_id_of
-from worker.errors import DatabaseUnavailable
+from worker.errors import DatabaseUnavailable, PermanentError
 from worker.finalize import FinalizeResult, finalize_call, give_up
 from worker.log import get_logger
 from worker.settings import get_settings
+from worker.validation import encode
 
 log = get_logger("callstore.tasks.calls")
 
@@ -54,3 +59,25 @@ def _retry_or_dead_letter(task: Task, payload: Any, error: Exception) -> Finaliz
         return give_up(payload, error, task_id=task.request.id)
     except DatabaseUnavailable as unavailable:
         raise _retry(task, unavailable) from unavailable
+
+
+@app.task(bind=True, name=ANNOUNCE_TASK_NAME, max_retries=None)
+def announce(self: Task, announcement: Any) -> bool:
+    """Record that a call started, so a call that is never finalized can be found."""
+    try:
+        valid = validate_announcement(announcement)
+        with session_scope() as session:
+            return record_announcement(raw_connection(session), valid)
+    except PermanentError as error:
+        with session_scope() as session:
+            dead_letter.record(
+                session,
+                body=encode(announcement),
+                task_name=ANNOUNCE_TASK_NAME,
+                task_id=self.request.id,
+                error=error,
+                call_id=call_id_of(announcement),
+            )
+        return False
+    except DatabaseUnavailable as error:
+        raise _retry(self, error) from error

@@ -38,7 +38,11 @@ def recorder(
     shape: CallShape | None = None,
     **options: Any,
 ) -> Any:
-    """A realistic recorded call (``worker.recorder.CallRecorder``), not yet finalized."""
+    """A realistic recorded call (``worker.recorder.CallRecorder``), not yet finalized.
+
+    It announces its start only when asked (``announce=True``): most tests have no broker.
+    """
+    options.setdefault("announce", False)
     return simulate_call(random.Random(seed), start=start, shape=shape or CallShape(), **options)
 
 
@@ -51,9 +55,11 @@ def payload(seed: int = 1, *, start: datetime = DEFAULT_START, **overrides: Any)
     return body
 
 
-def small_payload(seed: int = 1, **overrides: Any) -> dict[str, Any]:
+def small_payload(
+    seed: int = 1, *, start: datetime = DEFAULT_START, **overrides: Any
+) -> dict[str, Any]:
     """A valid payload of a short call (fast to write), for tests that need many calls."""
-    rec = recorder(seed, shape=CallShape(min_messages=4, max_messages=8))
+    rec = recorder(seed, start=start, shape=CallShape(min_messages=4, max_messages=8))
     rec.update_status("ended")
     body: dict[str, Any] = rec.build_payload()
     body.update(overrides)

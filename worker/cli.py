@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.commands import dead_letter, demo, spool, stack
+from worker.commands import check, dead_letter, demo, spool, stack
 
 app = typer.Typer(
     name="callstore",
@@ -17,6 +17,7 @@ app.add_typer(stack.app, name="stack")
 app.add_typer(spool.app, name="spool")
 app.add_typer(dead_letter.app, name="dead-letter")
 app.command("demo")(demo.command)
+app.command("check")(check.command)
 
 
 def main() -> None:

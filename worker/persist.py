@@ -312,6 +312,8 @@ _COPY_SQL = {
     for table, columns in CHILD_COLUMNS.items()
 }
 _INSERT_SQL = {table: _insert_sql(table, columns) for table, columns in CHILD_COLUMNS.items()}
+#: The call's start announcement is settled by its finalize (``worker.announcements``).
+_SETTLE_ANNOUNCEMENT = "DELETE FROM call_announcements WHERE call_id = %s"
 _DELETE_SQL = {
     table: sql.SQL("DELETE FROM {table} WHERE call_id = %s").format(table=sql.Identifier(table))
     for table in CHILD_COLUMNS
@@ -330,20 +332,23 @@ def copy_children(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any,
 
 
 def _write_children(
-    conn: psycopg.Connection[Any], cursor: psycopg.Cursor[Any], children: dict[str, Any]
+    conn: psycopg.Connection[Any],
+    cursor: psycopg.Cursor[Any],
+    call_id: Any,
+    children: dict[str, Any],
 ) -> None:
     """The measured-fastest mix: COPY for the big tables, one pipeline of prepared INSERTs for
-    the small ones (see docs/benchmarks.md)."""
+    the small ones (see docs/benchmarks.md), with the announcement settled in that pipeline."""
     small = []
     for table, rows in children.items():
         if len(rows) >= COPY_MIN_ROWS:
             copy_children(cursor, table, rows)
         elif rows:
             small.append((table, rows))
-    if small:
-        with conn.pipeline():
-            for table, rows in small:
-                cursor.executemany(_INSERT_SQL[table], rows)
+    with conn.pipeline():
+        for table, rows in small:
+            cursor.executemany(_INSERT_SQL[table], rows)
+        cursor.execute(_SETTLE_ANNOUNCEMENT, (call_id,))
 
 
 def write_call(
@@ -370,11 +375,12 @@ def write_call(
                 for table in CHILD_COLUMNS:
                     cursor.execute(_DELETE_SQL[table], (call_id,))
         if write_children is None:
-            _write_children(conn, cursor, rows.children)
+            _write_children(conn, cursor, rows.call["call_id"], rows.children)
         else:
             for table, table_rows in rows.children.items():
                 if table_rows:
                     write_children(cursor, table, table_rows)
+            cursor.execute(_SETTLE_ANNOUNCEMENT, (rows.call["call_id"],))
     counts = {"calls": 1}
     counts.update({table: len(r) for table, r in rows.children.items() if r})
     return PersistResult(outcome, counts)

@@ -18,12 +18,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode
-from models.payload import QUEUE, SCHEMA_VERSION, TASK_NAME
+from models.payload import ANNOUNCE_TASK_NAME, QUEUE, SCHEMA_VERSION, TASK_NAME
 from worker.errors import BrokerUnavailable
 from worker.publisher import Publisher, get_publisher
 from worker.settings import Settings, get_settings
@@ -39,7 +40,9 @@ _SPOOL_CHECK_INTERVAL_SECONDS = 5.0
 
 
 def payload_repr(payload: Mapping[str, Any]) -> str:
-    """How a call payload appears in logs and Flower: identity and size, never content."""
+    """How a call payload appears in logs and Flower: identity, never content."""
+    if "revision" not in payload:
+        return f"<call {payload.get('call_id')} started>"
     return f"<call {payload.get('call_id')} revision {payload.get('revision')}>"
 
 
@@ -91,6 +94,9 @@ class _SpoolDrainer:
 
 _drainer = _SpoolDrainer()
 
+#: Announcements are sent from here so that constructing a recorder never waits on the network.
+_announcer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callstore-announce")
+
 
 class CallRecorder:
     """Buffers one call in memory and hands it to the workers when it ends.
@@ -117,6 +123,7 @@ class CallRecorder:
         settings: Settings | None = None,
         publisher: Publisher | None = None,
         spool: Spool | None = None,
+        announce: bool = True,
     ) -> None:
         self.call_id = UUID(str(call_id))
         self.tenant_id = UUID(str(tenant_id))
@@ -154,6 +161,8 @@ class CallRecorder:
         self._tool_executions: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._analysis: dict[str, Any] | None = None
+        if announce:
+            _announcer.submit(self._announce)
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -428,37 +437,57 @@ class CallRecorder:
         payload = self.build_payload()
         return await asyncio.to_thread(self.deliver, payload)
 
-    def deliver(self, payload: dict[str, Any]) -> bool:
-        """Blocking part of the hand-off: publish, or spool when the broker is unavailable."""
+    def _announce(self) -> None:
+        """Tell the workers this call started (best effort, but spooled like a call)."""
+        announcement = {
+            "schema_version": SCHEMA_VERSION,
+            "call_id": str(self.call_id),
+            "tenant_id": str(self.tenant_id),
+            "agent_id": str(self.agent_id),
+            "started_at": self.started_at.isoformat(),
+        }
+        try:
+            self._send(ANNOUNCE_TASK_NAME, announcement, compress=False)
+        except Exception:  # an announcement must never disturb the call itself
+            logger.exception("call start not announced", extra={"call_id": str(self.call_id)})
+
+    def _send(self, task: str, payload: dict[str, Any], *, compress: bool) -> str:
+        """Publish ``payload``; on a broker failure spool it and return "spooled".
+
+        Raises ``OSError`` when it can be neither published nor spooled.
+        """
         settings = self._settings or get_settings()
         publisher = self._publisher or get_publisher(settings)
         spool = self._spool or Spool(settings.spool_dir)
         args = [payload]
-        log = {"call_id": payload["call_id"], "revision": payload["revision"]}
         try:
             publisher.send(
-                TASK_NAME,
-                args=args,
-                queue=QUEUE,
-                compress=self._approx_bytes >= settings.compress_min_bytes,
-                argsrepr=payload_repr(payload),
+                task, args=args, queue=QUEUE, compress=compress, argsrepr=payload_repr(payload)
             )
         except BrokerUnavailable as error:
-            self.delivery = None
-            try:
-                path = spool.put(TASK_NAME, QUEUE, args, reason=str(error), key=payload["call_id"])
-            except OSError as spool_error:
-                logger.error(
-                    "call data could be neither enqueued nor spooled",
-                    extra={**log, "broker_error": str(error), "spool_error": str(spool_error)},
-                )
-                return False
+            path = spool.put(task, QUEUE, args, reason=str(error), key=payload["call_id"])
             logger.warning(
-                "broker unavailable; call spooled",
-                extra={**log, "spool_file": str(path), "broker_error": str(error)},
-            )
-            self.delivery = "spooled"
-            return True
-        self.delivery = "enqueued"
+                "broker unavailable; message spooled",
+                extra={"task": task, "call_id": payload["call_id"], "spool_file": str(path),
+                       "broker_error": str(error)},
+            )  # fmt: skip
+            return "spooled"
         _drainer.maybe_start(spool, publisher)
+        return "enqueued"
+
+    def deliver(self, payload: dict[str, Any]) -> bool:
+        """Blocking part of the hand-off: publish, or spool when the broker is unavailable."""
+        settings = self._settings or get_settings()
+        try:
+            self.delivery = self._send(
+                TASK_NAME, payload, compress=self._approx_bytes >= settings.compress_min_bytes
+            )
+        except OSError as error:
+            self.delivery = None
+            logger.error(
+                "call data could be neither enqueued nor spooled",
+                extra={"call_id": payload["call_id"], "revision": payload["revision"],
+                       "spool_error": str(error)},
+            )  # fmt: skip
+            return False
         return True

@@ -70,6 +70,13 @@ class Settings(BaseSettings):
 
     migration_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
 
+    #: A call still ``in_progress`` this long after it started is reported as stuck.
+    check_stuck_after_seconds: Annotated[int, Field(ge=60)] = 4 * 3600
+    #: A call announced this long ago and never finalized means its runtime died mid-call.
+    check_unfinalized_after_seconds: Annotated[int, Field(ge=60)] = 2 * 3600
+    #: A spool file this old means a finalized call is not reaching the broker.
+    check_spool_age_seconds: Annotated[int, Field(ge=1)] = 600
+
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     flower_basic_auth: SecretStr | None = None

@@ -27,6 +27,7 @@ class StepClock:
 
 
 def _recorder(**options: Any) -> CallRecorder:
+    options.setdefault("announce", False)
     return CallRecorder(
         uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), agent_name="Alex", direction="outbound", **options
     )

@@ -1,0 +1,198 @@
+"""The consistency checks find each injected class of damage, precisely, and repair what they can."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from tests import factories
+from tests.helpers import settings_env
+from worker.consistency.runner import run_checks
+from worker.finalize import finalize_call
+from worker.partitions import add_months, month_start, partition_name
+from worker.settings import Settings
+from worker.spool import Spool
+
+CALLSTORE = str(Path(sys.executable).with_name("callstore"))
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+def calls(settings: Settings, engine: Engine) -> list[dict[str, Any]]:
+    bodies = [factories.small_payload(seed, start=NOW - timedelta(hours=1)) for seed in range(1, 6)]
+    for body in bodies:
+        finalize_call(body, settings=settings, task_id="t", engine=engine)
+    return bodies
+
+
+def _found(settings: Settings, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
+    report = run_checks(settings, now=NOW, **kwargs)
+    return [(d.kind, d.keys) for d in report.discrepancies]
+
+
+def test_a_clean_store_reports_nothing(settings: Settings, calls: list[dict[str, Any]]) -> None:
+    assert _found(settings, full=True) == []
+
+
+def test_a_deleted_message_row_is_named(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    victim = calls[2]["call_id"]
+    conn.execute("DELETE FROM call_messages WHERE call_id = %s AND sequence = 1", (victim,))
+    found = _found(settings, full=True)
+    assert found == [
+        ("summary_mismatch", {"call_id": victim, "columns": ["total_messages", "total_turns"]})
+    ] or found == [("summary_mismatch", {"call_id": victim, "columns": ["total_messages"]})]
+
+
+def test_an_altered_summary_is_named(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    victim = calls[0]["call_id"]
+    conn.execute(
+        "UPDATE calls SET avg_llm_ttfb_ms = avg_llm_ttfb_ms + 1 WHERE call_id = %s", (victim,)
+    )
+    assert _found(settings, full=True) == [
+        ("summary_mismatch", {"call_id": victim, "columns": ["avg_llm_ttfb_ms"]})
+    ]
+
+
+def test_an_orphaned_child_is_named(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    ghost = str(uuid.uuid4())
+    conn.execute(
+        "INSERT INTO call_messages (call_id, sequence, timestamp, role, content)"
+        " VALUES (%s, 1, %s, 'user', 'hello?')",
+        (ghost, NOW - timedelta(minutes=5)),
+    )
+    assert _found(settings, full=True) == [
+        ("orphan_rows", {"table": "call_messages", "call_id": ghost, "rows": 1})
+    ]
+
+
+def test_a_missing_transcript_is_named(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    victim = calls[1]["call_id"]
+    conn.execute("DELETE FROM call_transcripts WHERE call_id = %s", (victim,))
+    assert _found(settings, full=True) == [("missing_transcript", {"call_id": victim})]
+
+
+def test_a_missing_future_partition_is_named(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    next_month = add_months(month_start(NOW), 1)
+    conn.execute(f'DROP TABLE "{partition_name("call_metrics", next_month)}"')
+    assert _found(settings, full=True) == [
+        ("missing_partition", {"table": "call_metrics", "month": next_month.isoformat()[:7]})
+    ]
+
+
+def test_a_stale_spool_file_is_named(settings: Settings, calls: list[dict[str, Any]]) -> None:
+    path = Spool(settings.spool_dir).put(
+        "calls.finalize", "calls", [{"call_id": "x"}], reason="down", key="x"
+    )
+    old = time.time() - settings.check_spool_age_seconds - 60
+    os.utime(path, (old, old))
+    found = _found(settings, full=True)
+    assert [(kind, keys["file"]) for kind, keys in found] == [("stale_spool_file", path.name)]
+
+
+def test_stuck_and_never_finalized_calls_are_named(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    stuck = calls[3]["call_id"]
+    conn.execute("UPDATE calls SET status = 'in_progress' WHERE call_id = %s", (stuck,))
+    lost, settled = str(uuid.uuid4()), calls[4]["call_id"]
+    for call_id in (lost, settled):
+        conn.execute(
+            "INSERT INTO call_announcements (call_id, started_at, announced_at) VALUES (%s, %s, %s)",
+            (call_id, NOW - timedelta(days=1), NOW - timedelta(days=1)),
+        )
+    later = NOW + timedelta(hours=5)
+    found = [
+        (d.kind, d.keys["call_id"])
+        for d in run_checks(settings, now=later, full=True).discrepancies
+    ]
+    assert ("stuck_in_progress", stuck) in found
+    assert ("never_finalized", lost) in found
+    assert ("never_finalized", settled) not in found  # its call arrived: settled, not lost
+
+
+def test_incremental_runs_examine_only_what_changed(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
+) -> None:
+    first = run_checks(settings, now=NOW)
+    assert first.since is None and first.stats["summaries_examined"] == len(calls)
+    conn.execute(
+        "UPDATE calls SET total_turns = total_turns + 1 WHERE call_id = %s", (calls[0]["call_id"],)
+    )
+    second = run_checks(settings, now=NOW)
+    assert second.since is not None
+    assert second.stats["summaries_examined"] == 1
+    assert [(d.kind, d.keys["call_id"]) for d in second.discrepancies] == [
+        ("summary_mismatch", calls[0]["call_id"])
+    ]
+
+
+def _cli(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [CALLSTORE, "check", *args],
+        env=settings_env(settings, COLUMNS="250"),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_cli_exit_codes_dry_run_and_repair(
+    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    clean = _cli(settings, tmp_path, "--full")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+
+    victim = calls[0]["call_id"]
+    conn.execute("UPDATE calls SET total_llm_tokens = 1 WHERE call_id = %s", (victim,))
+    conn.execute("DELETE FROM call_transcripts WHERE call_id = %s", (calls[1]["call_id"],))
+    found = _cli(settings, tmp_path, "--full", "--json")
+    assert found.returncode == 1
+    assert victim in found.stdout and "missing_transcript" in found.stdout
+
+    dry = _cli(settings, tmp_path, "--full", "--repair")
+    assert dry.returncode == 1 and "would repair" in dry.stderr
+    assert conn.execute(
+        "SELECT total_llm_tokens FROM calls WHERE call_id = %s", (victim,)
+    ).fetchone() == (1,)
+
+    fixed = _cli(settings, tmp_path, "--full", "--repair", "--no-dry-run")
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert "repaired: recomputed the summaries of 1 call(s)" in fixed.stderr
+    assert _cli(settings, tmp_path, "--full").returncode == 0
+
+    history = _cli(settings, tmp_path, "--history", "--json")
+    assert history.returncode == 0 and '"discrepancies"' in history.stdout
+
+
+def test_cli_says_why_it_could_not_run(settings: Settings, tmp_path: Path) -> None:
+    broken = settings.model_copy(
+        update={
+            "database_url": settings.database_url.__class__(
+                "postgresql://nobody@/nowhere?host=/nonexistent"
+            )
+        }
+    )
+    result = _cli(broken, tmp_path)
+    assert result.returncode == 2
+    assert "check could not run" in result.stderr

@@ -1,0 +1,275 @@
+"""Invariants of the call store, each a generator of precise discrepancies.
+
+Incremental runs look only at what changed since the watermark: calls by ``updated_at`` (set
+on insert and kept current by a trigger), timeline rows by their partition key (so partitions
+that cannot hold new rows are not read), small children by ``created_at``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+from psycopg import sql
+
+from models.base import PARTITIONED_TABLES
+from worker.consistency.types import CheckContext, Discrepancy
+from worker.partitions import add_months, list_partitions, month_start
+from worker.spool import Spool
+from worker.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS
+
+#: How much earlier than the watermark an incremental run looks, for rows whose timestamps
+#: precede their commit (a call's messages are stamped before it is finalized).
+LOOKBACK = timedelta(days=2)
+BATCH = 1000
+UNPARTITIONED_CHILDREN = (
+    "call_transcripts", "call_rag_chunks", "call_extracted_variables", "call_analysis",
+    "call_user_interruptions", "call_tool_executions", "call_events",
+)  # fmt: skip
+
+
+def _changed_calls(ctx: CheckContext) -> Iterator[list[Any]]:
+    """Call ids to examine, in batches: all of them, or those changed since the watermark."""
+    last = None
+    while True:
+        clauses = [sql.SQL("TRUE")]
+        params: list[Any] = []
+        if ctx.since is not None:
+            clauses.append(sql.SQL("updated_at >= %s"))
+            params.append(ctx.since)
+        if last is not None:
+            clauses.append(sql.SQL("call_id > %s"))
+            params.append(last)
+        query = sql.SQL("SELECT call_id FROM calls WHERE {} ORDER BY call_id LIMIT {}").format(
+            sql.SQL(" AND ").join(clauses), sql.Literal(BATCH)
+        )
+        ids = [row[0] for row in ctx.conn.execute(query, params).fetchall()]
+        if not ids:
+            return
+        yield ids
+        last = ids[-1]
+
+
+def summaries(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """The 21 summary metrics of each call equal their recomputation from its children."""
+    columns = ", ".join(f"c.{c}" for c in SUMMARY_COLUMNS)
+    recomputed = ", ".join(f"s.{c}" for c in SUMMARY_COLUMNS)
+    query = f"""
+        SELECT c.call_id, {columns}, {recomputed}
+          FROM calls c JOIN ({RECOMPUTE_SQL}) s ON s.call_id = c.call_id
+         WHERE ({columns}) IS DISTINCT FROM ({recomputed})
+    """
+    examined = 0
+    for ids in _changed_calls(ctx):
+        examined += len(ids)
+        for row in ctx.conn.execute(query, {"call_ids": ids}).fetchall():
+            n = len(SUMMARY_COLUMNS)
+            stored, fresh = row[1 : 1 + n], row[1 + n :]
+            wrong = {
+                column: {"stored": _plain(a), "recomputed": _plain(b)}
+                for column, a, b in zip(SUMMARY_COLUMNS, stored, fresh, strict=True)
+                if a != b
+            }
+            yield Discrepancy(
+                "summaries",
+                "summary_mismatch",
+                {"call_id": str(row[0]), "columns": sorted(wrong)},
+                "; ".join(
+                    f"{c}: stored {v['stored']}, children say {v['recomputed']}"
+                    for c, v in wrong.items()
+                ),
+                repairable=True,
+            )
+    ctx.stats["summaries_examined"] = examined
+
+
+def _plain(value: Any) -> Any:
+    return None if value is None else str(value)
+
+
+def transcripts(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """Every call has its transcript."""
+    query = sql.SQL(
+        "SELECT c.call_id FROM calls c WHERE {} AND NOT EXISTS"
+        " (SELECT 1 FROM call_transcripts t WHERE t.call_id = c.call_id)"
+    ).format(sql.SQL("c.updated_at >= %s") if ctx.since else sql.SQL("TRUE"))
+    params = [ctx.since] if ctx.since else []
+    for (call_id,) in ctx.conn.execute(query, params).fetchall():
+        yield Discrepancy(
+            "transcripts",
+            "missing_transcript",
+            {"call_id": str(call_id)},
+            "the call has no row in call_transcripts",
+            repairable=True,
+        )
+
+
+def orphans(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """No child row without its call; no RAG chunk without its retrieval."""
+    for table in PARTITIONED_TABLES:
+        window = sql.SQL("TRUE")
+        params: list[Any] = []
+        if ctx.since is not None:
+            window = sql.SQL("t.timestamp >= %s")
+            params.append(ctx.since - LOOKBACK)
+        query = sql.SQL(
+            "SELECT t.call_id, count(*) FROM {table} t WHERE {window} AND NOT EXISTS"
+            " (SELECT 1 FROM calls c WHERE c.call_id = t.call_id) GROUP BY t.call_id"
+        ).format(table=sql.Identifier(table), window=window)
+        for call_id, count in ctx.conn.execute(query, params).fetchall():
+            yield Discrepancy(
+                "orphans",
+                "orphan_rows",
+                {"table": table, "call_id": str(call_id), "rows": count},
+                f"{count} row(s) in {table} belong to a call that is not in calls",
+            )
+    for table in UNPARTITIONED_CHILDREN:
+        window = sql.SQL("TRUE")
+        params = []
+        if ctx.since is not None:
+            window = sql.SQL("t.created_at >= %s")
+            params.append(ctx.since - LOOKBACK)
+        query = sql.SQL(
+            "SELECT t.call_id, count(*) FROM {table} t WHERE {window} AND NOT EXISTS"
+            " (SELECT 1 FROM calls c WHERE c.call_id = t.call_id) GROUP BY t.call_id"
+        ).format(table=sql.Identifier(table), window=window)
+        for call_id, count in ctx.conn.execute(query, params).fetchall():
+            yield Discrepancy(
+                "orphans",
+                "orphan_rows",
+                {"table": table, "call_id": str(call_id), "rows": count},
+                f"{count} row(s) in {table} belong to a call that is not in calls",
+            )
+    window = sql.SQL("ch.created_at >= %s") if ctx.since else sql.SQL("TRUE")
+    query = sql.SQL(
+        "SELECT ch.call_id, ch.retrieval_id, count(*) FROM call_rag_chunks ch WHERE {} AND NOT EXISTS"
+        " (SELECT 1 FROM call_rag_retrievals r WHERE r.id = ch.retrieval_id"
+        "  AND r.timestamp = ch.retrieval_timestamp) GROUP BY ch.call_id, ch.retrieval_id"
+    ).format(window)
+    params = [ctx.since - LOOKBACK] if ctx.since else []
+    for call_id, retrieval_id, count in ctx.conn.execute(query, params).fetchall():
+        yield Discrepancy(
+            "orphans",
+            "orphan_chunks",
+            {"call_id": str(call_id), "retrieval_id": str(retrieval_id), "rows": count},
+            f"{count} chunk(s) point at a retrieval that does not exist",
+        )
+
+
+def partition_horizon(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """Each partitioned table has partitions from this month to the configured months ahead,
+    and no rows wait in a DEFAULT partition."""
+    current = month_start(ctx.now)
+    wanted = [add_months(current, n) for n in range(ctx.settings.partition_premake_months + 1)]
+    partitions = list_partitions(ctx.conn)
+    for table in PARTITIONED_TABLES:
+        have = {p.month for p in partitions if p.table == table}
+        for month in wanted:
+            if month not in have:
+                yield Discrepancy(
+                    "partition_horizon",
+                    "missing_partition",
+                    {"table": table, "month": month.isoformat()[:7]},
+                    f"{table} has no partition for {month:%Y-%m}",
+                    repairable=True,
+                )
+    for partition in partitions:
+        if partition.is_default:
+            row = ctx.conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(partition.name))
+            ).fetchone()
+            rows = int(row[0]) if row else 0
+            if rows:
+                yield Discrepancy(
+                    "partition_horizon",
+                    "default_partition_rows",
+                    {"table": partition.table, "partition": partition.name, "rows": rows},
+                    f"{rows} row(s) wait in the DEFAULT partition {partition.name}",
+                )
+
+
+def stuck_calls(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """No call stays ``in_progress`` longer than the threshold."""
+    limit = ctx.now - timedelta(seconds=ctx.settings.check_stuck_after_seconds)
+    rows = ctx.conn.execute(
+        "SELECT call_id, started_at FROM calls WHERE status = 'in_progress' AND started_at < %s"
+        " ORDER BY started_at",
+        (limit,),
+    ).fetchall()
+    for call_id, started_at in rows:
+        yield Discrepancy(
+            "stuck_calls",
+            "stuck_in_progress",
+            {"call_id": str(call_id), "started_at": started_at.isoformat()},
+            f"in_progress since {started_at.isoformat()}",
+        )
+
+
+def unfinalized_calls(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """Every announced call was finalized within the threshold (else its runtime died)."""
+    # Settle announcements whose call did arrive (a race the finalize path cannot see).
+    ctx.conn.execute("DELETE FROM call_announcements a USING calls c WHERE c.call_id = a.call_id")
+    limit = ctx.now - timedelta(seconds=ctx.settings.check_unfinalized_after_seconds)
+    rows = ctx.conn.execute(
+        "SELECT call_id, tenant_id, started_at FROM call_announcements WHERE announced_at < %s"
+        " ORDER BY announced_at",
+        (limit,),
+    ).fetchall()
+    for call_id, tenant_id, started_at in rows:
+        yield Discrepancy(
+            "unfinalized_calls",
+            "never_finalized",
+            {
+                "call_id": str(call_id),
+                "tenant_id": str(tenant_id),
+                "started_at": started_at.isoformat(),
+            },
+            f"announced at start ({started_at.isoformat()}) and never finalized",
+        )
+
+
+def spool(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """No finalized call waits in this host's spool longer than the threshold."""
+    now = ctx.now.timestamp()
+    for path in Spool(ctx.settings.spool_dir).paths():
+        try:
+            age = now - path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        if age > ctx.settings.check_spool_age_seconds:
+            yield Discrepancy(
+                "spool",
+                "stale_spool_file",
+                {"file": path.name, "age_seconds": int(age)},
+                f"spooled {int(age)} s ago and not yet delivered to the broker",
+                repairable=True,
+            )
+
+
+def dead_letters(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """The dead-letter backlog: each pending payload, oldest first."""
+    rows = ctx.conn.execute(
+        "SELECT id, call_id, error_class, first_seen_at FROM failed_payloads"
+        " WHERE status = 'pending' ORDER BY first_seen_at LIMIT 1000"
+    ).fetchall()
+    for dead_id, call_id, error_class, first_seen in rows:
+        yield Discrepancy(
+            "dead_letters",
+            "dead_letter_pending",
+            {"dead_letter_id": str(dead_id), "call_id": str(call_id) if call_id else None},
+            f"{error_class} since {first_seen.isoformat()}; see `callstore dead-letter show {dead_id}`",
+        )
+
+
+#: Every check of the call store, by name, in the order they run.
+STORE_CHECKS = {
+    "summaries": summaries,
+    "transcripts": transcripts,
+    "orphans": orphans,
+    "partition_horizon": partition_horizon,
+    "stuck_calls": stuck_calls,
+    "unfinalized_calls": unfinalized_calls,
+    "spool": spool,
+    "dead_letters": dead_letters,
+}

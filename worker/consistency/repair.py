@@ -1,0 +1,122 @@
+"""Repairing what a check found, where the fix is certain: recompute summaries from the
+children, rebuild a transcript from its messages, make missing partitions, deliver spooled
+calls. Planned first (and printed by the dry run), then applied.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from worker.consistency.types import Discrepancy
+from worker.errors import translate_database_errors
+from worker.partitions import ensure_partitions
+from worker.settings import Settings
+from worker.spool import Spool
+from worker.summary import UPDATE_SQL
+
+REBUILD_TRANSCRIPTS = """
+INSERT INTO call_transcripts (call_id, transcript_text, transcript_data, message_count)
+SELECT c.call_id,
+       coalesce(string_agg(m.role || ': ' || m.content, E'\\n' ORDER BY m.sequence), ''),
+       coalesce(jsonb_agg(jsonb_build_object(
+           'sequence', m.sequence, 'timestamp', m.timestamp, 'role', m.role,
+           'content', m.content, 'node_id', m.node_id, 'turn_number', m.turn_number)
+           ORDER BY m.sequence) FILTER (WHERE m.call_id IS NOT NULL), '[]'::jsonb),
+       count(m.call_id)
+  FROM calls c LEFT JOIN call_messages m ON m.call_id = c.call_id
+ WHERE c.call_id = ANY(%(call_ids)s)
+ GROUP BY c.call_id
+ON CONFLICT (call_id) DO NOTHING
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class RepairAction:
+    kind: str
+    targets: tuple[str, ...]
+    description: str
+
+
+def plan(discrepancies: Sequence[Discrepancy]) -> list[RepairAction]:
+    """What a repair would change, one action per class of damage."""
+    by_kind: dict[str, list[Discrepancy]] = defaultdict(list)
+    for d in discrepancies:
+        if d.repairable:
+            by_kind[d.kind].append(d)
+    actions = []
+    if found := by_kind.get("summary_mismatch"):
+        ids = tuple(d.keys["call_id"] for d in found)
+        actions.append(
+            RepairAction(
+                "summary_mismatch",
+                ids,
+                f"recompute the summary metrics of {len(ids)} call(s) from their children: {', '.join(ids)}",
+            )
+        )
+    if found := by_kind.get("missing_transcript"):
+        ids = tuple(d.keys["call_id"] for d in found)
+        actions.append(
+            RepairAction(
+                "missing_transcript",
+                ids,
+                f"rebuild the transcript of {len(ids)} call(s) from call_messages: {', '.join(ids)}",
+            )
+        )
+    if found := by_kind.get("missing_partition"):
+        targets = tuple(f"{d.keys['table']}:{d.keys['month']}" for d in found)
+        actions.append(
+            RepairAction("missing_partition", targets, f"create partition(s) {', '.join(targets)}")
+        )
+    if found := by_kind.get("stale_spool_file"):
+        files = tuple(d.keys["file"] for d in found)
+        actions.append(
+            RepairAction(
+                "stale_spool_file", files, f"publish {len(files)} spooled message(s) to the broker"
+            )
+        )
+    return actions  # fmt: skip
+
+
+def apply(
+    settings: Settings,
+    actions: Sequence[RepairAction],
+    *,
+    send: Callable[[str, str, list[Any]], str] | None = None,
+) -> list[str]:
+    """Carry the actions out; return one line per action saying what was done."""
+    done = []
+    with translate_database_errors(), psycopg.connect(settings.libpq_url) as conn:
+        for action in actions:
+            if action.kind == "summary_mismatch":
+                ids = [UUID(t) for t in action.targets]
+                with conn.transaction():
+                    updated = conn.execute(UPDATE_SQL, {"call_ids": ids}).rowcount
+                done.append(f"recomputed the summaries of {updated} call(s)")
+            elif action.kind == "missing_transcript":
+                ids = [UUID(t) for t in action.targets]
+                with conn.transaction():
+                    rebuilt = conn.execute(REBUILD_TRANSCRIPTS, {"call_ids": ids}).rowcount
+                done.append(f"rebuilt {rebuilt} transcript(s)")
+            elif action.kind == "missing_partition":
+                created = []
+                for target in action.targets:
+                    table, month = target.split(":")
+                    with conn.transaction():
+                        created += ensure_partitions(
+                            conn, months=[date.fromisoformat(month + "-01")], tables=[table]
+                        )
+                done.append(f"created {', '.join(created) or 'nothing (already there)'}")
+            elif action.kind == "stale_spool_file" and send is not None:
+                result = Spool(settings.spool_dir).flush(send)
+                line = f"published {result.sent} spooled message(s)"
+                if result.broker_error:
+                    line += f"; broker still unavailable: {result.broker_error}"
+                done.append(line)
+    return done
