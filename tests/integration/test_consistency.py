@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -103,7 +102,7 @@ def test_a_stale_spool_file_is_named(settings: Settings, calls: list[dict[str, A
     path = Spool(settings.spool_dir).put(
         "calls.finalize", "calls", [{"call_id": "x"}], reason="down", key="x"
     )
-    old = time.time() - settings.check_spool_age_seconds - 60
+    old = NOW.timestamp() - settings.check_spool_age_seconds - 60
     os.utime(path, (old, old))
     found = _found(settings, full=True)
     assert [(kind, keys["file"]) for kind, keys in found] == [("stale_spool_file", path.name)]
