@@ -18,7 +18,7 @@ from models.calls import (
     CallTranscript,
     CallUserInterruption,
 )
-from models.operations import FailedPayload, JobRun
+from models.operations import ArchivedPartition, FailedPayload, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
@@ -27,6 +27,7 @@ __all__ = [
     "PARTITIONED_TABLES",
     "UPDATED_AT_TABLES",
     "AgentConfig",
+    "ArchivedPartition",
     "BehavioralTactic",
     "Call",
     "CallAnalysis",
