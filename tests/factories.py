@@ -51,9 +51,11 @@ def payload(seed: int = 1, *, start: datetime = DEFAULT_START, **overrides: Any)
     return body
 
 
-def small_payload(seed: int = 1, **overrides: Any) -> dict[str, Any]:
+def small_payload(
+    seed: int = 1, *, start: datetime = DEFAULT_START, **overrides: Any
+) -> dict[str, Any]:
     """A valid payload of a short call (fast to write), for tests that need many calls."""
-    rec = recorder(seed, shape=CallShape(min_messages=4, max_messages=8))
+    rec = recorder(seed, start=start, shape=CallShape(min_messages=4, max_messages=8))
     rec.update_status("ended")
     body: dict[str, Any] = rec.build_payload()
     body.update(overrides)
