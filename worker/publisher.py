@@ -17,6 +17,7 @@ from kombu.exceptions import KombuError, OperationalError
 
 from worker.errors import BrokerUnavailable
 from worker.settings import Settings
+from worker.spool import FlushResult, Spool
 
 #: Errors that mean "the broker did not take the message".
 _BROKER_ERRORS: tuple[type[BaseException], ...] = (
@@ -109,3 +110,17 @@ def get_publisher(settings: Settings) -> Publisher:
         if _publisher is None or _publisher._settings is not settings:
             _publisher = Publisher(settings)
         return _publisher
+
+
+def flush_spool(settings: Settings, *, limit: int | None = None) -> FlushResult:
+    """Re-publish the calls spooled in ``CALLSTORE_SPOOL_DIR``, oldest first.
+
+    ``callstore spool flush`` runs it on the runtime's host; the ``maintenance.flush_spool``
+    beat task runs it where the spool is on a volume the workers share.
+    """
+    publisher = get_publisher(settings)
+
+    def send(task: str, queue: str, args: list[Any]) -> str:
+        return publisher.send(task, args=list(args), queue=queue)
+
+    return Spool(settings.spool_dir).flush(send, limit=limit)
