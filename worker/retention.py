@@ -334,7 +334,7 @@ def enforce_retention(
     _archive_expired(conn, cut, now, report, notify, budget)
     if policy.export_dir is not None:
         _export_archived(conn, policy.export_dir, now, report)
-    _drop_due(conn, now, policy, report)
+    _drop_due(conn, now, policy, report, notify)
     log.info("retention run", action="retention", **report.as_dict())
     return report
 
@@ -476,7 +476,11 @@ def _export_archived(
 
 
 def _drop_due(
-    conn: psycopg.Connection[Any], now: datetime, policy: RetentionPolicy, report: RetentionReport
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    policy: RetentionPolicy,
+    report: RetentionReport,
+    notify: Progress,
 ) -> None:
     due_before = now - timedelta(days=policy.grace_days)
     for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
@@ -504,6 +508,7 @@ def _drop_due(
         with conn.transaction():
             dropped = drop_archived_table(conn, record, now=now)
         (report.dropped if dropped else report.missing).append(name)
+        notify(phase="drop", dropped=len(report.dropped))
         log.info(
             "archived partition dropped" if dropped else "archived partition missing",
             action="retention",

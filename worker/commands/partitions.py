@@ -59,10 +59,12 @@ def status(now: NowOption = None) -> None:
 
     state = "ok" if horizon is not None and horizon >= target else "SHORT"
     console.print(
-        f"as of {at.isoformat(timespec='seconds')}: current month {_month(today)}, "
-        f"{settings.partition_premake_months} month(s) ahead -> needs up to {_month(target)}; "
-        f"horizon {_month(horizon) if horizon else 'none (current month missing)'} ({state})",
+        f"as of {at.isoformat(timespec='seconds')}: "
+        f"horizon {_month(horizon) if horizon else 'none (current month missing)'}, "
+        f"needed up to {_month(target)} ({_month(today)} + "
+        f"{settings.partition_premake_months} month(s)): {state}",
         highlight=False,
+        soft_wrap=True,
     )
     for table in PARTITIONED_TABLES:
         mine = [s for s in stats if s.partition.table == table]
@@ -88,13 +90,9 @@ def status(now: NowOption = None) -> None:
             for name in default:
                 console.print(f"  default partition {name}: {defaults[name]:,} row(s)")
         else:
-            console.print(
-                "  default partition: none (by design: a row for a month without a partition "
-                "fails loudly and the month is made)",
-                highlight=False,
-            )
+            console.print("  default partition: none (by design)", highlight=False, soft_wrap=True)
     for leftover in leftovers:
-        console.print(f"detached, not archived: {leftover.name}", highlight=False)
+        console.print(f"detached, not archived: {leftover.name}", highlight=False, soft_wrap=True)
     grace = timedelta(days=settings.retention_grace_days)
     if archived:
         console.print(f"archive ({settings.retention_grace_days}-day grace period):")
@@ -111,6 +109,7 @@ def status(now: NowOption = None) -> None:
             f"row(s), archived {record.archived_at.isoformat(timespec='seconds')}, "
             f"dropped after {drop_after}{exported}{problem}",
             highlight=False,
+            soft_wrap=True,
         )
 
 
@@ -141,6 +140,7 @@ def ensure(now: NowOption = None) -> None:
         f"{len(result.created)} partition(s) created; horizon {horizon}, "
         f"needed up to {_month(result.target)} ({'ok' if result.ok else 'SHORT'})",
         highlight=False,
+        soft_wrap=True,
     )
     if not result.ok:
         raise typer.Exit(1)

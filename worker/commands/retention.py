@@ -21,7 +21,7 @@ DryRun = Annotated[
 
 
 def _say(text: str) -> None:
-    console.print(text, highlight=False, markup=False)
+    console.print(text, highlight=False, markup=False, soft_wrap=True)
 
 
 def print_plan(plan: retention.RetentionPlan) -> None:
