@@ -10,13 +10,34 @@ from __future__ import annotations
 
 from typing import Any
 
-HOUR = 3600.0
+MINUTE = 60
+HOUR = 60 * MINUTE
+DAY = 24 * HOUR
 
 BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Partitions from the current month to CALLSTORE_PARTITION_PREMAKE_MONTHS ahead. Several
+    # runs a day, so a failed one is retried long before a month starts without partitions.
+    "rotate-partitions": {
+        "task": "maintenance.rotate_partitions",
+        "schedule": 6 * HOUR,
+        "options": {"queue": "maintenance", "expires": 1 * HOUR},
+    },
+    # Expired calls deleted, expired months archived, archives past their grace dropped.
+    "enforce-retention": {
+        "task": "maintenance.enforce_retention",
+        "schedule": DAY,
+        "options": {"queue": "maintenance", "expires": 2 * HOUR},
+    },
+    # Calls spooled on a volume the workers share, re-published once the broker is back.
+    "flush-spool": {
+        "task": "maintenance.flush_spool",
+        "schedule": MINUTE,
+        "options": {"queue": "maintenance", "expires": 50},
+    },
     # Incremental: examines what changed since the previous run, so hourly costs little.
     "consistency-check": {
         "task": "consistency.check",
         "schedule": HOUR,
-        "options": {"queue": "maintenance", "expires": HOUR - 300},
+        "options": {"queue": "maintenance", "expires": HOUR - 5 * MINUTE},
     },
 }

@@ -81,6 +81,21 @@ class FailedPayloadStatus(StrEnum):
     DISCARDED = "discarded"
 
 
+class ArchiveStatus(StrEnum):
+    """Life of an expired partition after retention took it out of its table.
+
+    ``detaching``: recorded before the detach starts, so a run killed mid-way knows to finish it;
+    ``archived``: in the ``archive`` schema, recoverable until the grace period ends;
+    ``dropped``: gone (its export, if any, stays); ``missing``: not in the archive when it was due
+    to be dropped (an operator restored or removed it by hand).
+    """
+
+    DETACHING = "detaching"
+    ARCHIVED = "archived"
+    DROPPED = "dropped"
+    MISSING = "missing"
+
+
 def values(enum: type[StrEnum]) -> tuple[str, ...]:
     """The allowed values of ``enum`` in declaration order, for CHECK constraints."""
     return tuple(member.value for member in enum)

@@ -1,18 +1,28 @@
-"""Tables the system keeps about itself: the dead-letter store and periodic job runs."""
+"""Tables the system keeps about itself: dead letters, periodic job runs, archived partitions."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, DateTime, Index, LargeBinary, Text, text
+from sqlalchemy import (
+    BigInteger,
+    CheckConstraint,
+    Column,
+    Date,
+    DateTime,
+    Index,
+    LargeBinary,
+    Text,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlmodel import Field, SQLModel
 
-from models.base import Timestamped, in_check
-from models.enums import FailedPayloadStatus, values
+from models.base import Created, Timestamped, in_check
+from models.enums import ArchiveStatus, FailedPayloadStatus, values
 
 
 class FailedPayload(Timestamped, table=True):
@@ -83,3 +93,59 @@ class JobRun(SQLModel, table=True):
         default_factory=dict,
         sa_column=Column("last_details", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
+
+
+class ArchivedPartition(Created, table=True):
+    """A monthly partition that retention took out of its table, and where it went.
+
+    Retention detaches an expired partition, moves it into the ``archive`` schema and drops it
+    after the grace period; this row is what operators read meanwhile, and what tells a run
+    killed between two of those steps where to resume. The catalog says where a table is;
+    this row keeps what the catalog forgets: when it was archived, how many rows it held, its
+    export and the checksum that export was verified against.
+    """
+
+    __tablename__ = "archived_partitions"
+    __table_args__ = (
+        CheckConstraint(in_check("status", values(ArchiveStatus)), name="status"),
+        # At most one detach in flight per partition, and one archived table per archive name.
+        Index(
+            "uq_archived_partitions_detaching",
+            "partition_name",
+            unique=True,
+            postgresql_where=text("status = 'detaching'"),
+        ),
+        Index(
+            "uq_archived_partitions_archive_name",
+            "archive_name",
+            unique=True,
+            postgresql_where=text("status = 'archived'"),
+        ),
+        Index("ix_archived_partitions_status_archived_at", "status", "archived_at"),
+    )
+
+    id: uuid.UUID | None = Field(
+        default=None,
+        sa_type=PG_UUID(as_uuid=True),
+        primary_key=True,
+        sa_column_kwargs={"server_default": text("uuidv7()")},
+    )
+    parent_table: str = Field(max_length=63)
+    partition_name: str = Field(max_length=63)
+    month: date = Field(sa_type=Date)
+    status: str = Field(
+        default=ArchiveStatus.DETACHING.value,
+        max_length=16,
+        sa_column_kwargs={"server_default": ArchiveStatus.DETACHING.value},
+    )
+    archive_name: str | None = Field(default=None, max_length=63)
+    detach_started_at: datetime = Field(sa_type=DateTime(timezone=True))
+    archived_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    row_estimate: int | None = Field(default=None, sa_type=BigInteger)
+    row_count: int | None = Field(default=None, sa_type=BigInteger)
+    checksum: str | None = Field(default=None, max_length=64)
+    export_path: str | None = Field(default=None, sa_type=Text)
+    exported_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    verified_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    dropped_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    last_error: str | None = Field(default=None, sa_type=Text)

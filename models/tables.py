@@ -19,7 +19,7 @@ from models.calls import (
     CallUserInterruption,
 )
 from models.consistency import CallAnnouncement, ConsistencyDiscrepancy, ConsistencyReport
-from models.operations import FailedPayload, JobRun
+from models.operations import ArchivedPartition, FailedPayload, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
@@ -28,6 +28,7 @@ __all__ = [
     "PARTITIONED_TABLES",
     "UPDATED_AT_TABLES",
     "AgentConfig",
+    "ArchivedPartition",
     "BehavioralTactic",
     "Call",
     "CallAnalysis",

@@ -10,9 +10,22 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import date, datetime
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+from uuid import UUID
 
+import psycopg
+from psycopg import sql
+from sqlalchemy import Engine
+
+from models.base import PARTITIONED_TABLES
+from models.payload import CallPayload
+from tests import factories
+from worker.db import raw_connection, session_scope
+from worker.finalize import partition_months
+from worker.partitions import ensure_partitions, existing_months, list_partitions
+from worker.persist import CHILD_COLUMNS, build_rows, write_call
 from worker.settings import ENV_PREFIX, Settings
 
 T = TypeVar("T")
@@ -134,3 +147,96 @@ def start_worker(
     worker = WorkerProcess(process, log_path, name, handle)
     worker.wait_ready()
     return worker
+
+
+# -- what is stored of a call ----------------------------------------------------------------
+
+#: ``calls`` and every table that holds rows of a call (partitioned ones through their parent,
+#: so rows in detached or archived partitions do not count).
+CALL_TABLES: tuple[str, ...] = ("calls", *CHILD_COLUMNS)
+
+
+def stored_rows(
+    conn: psycopg.Connection[Any], call_ids: Iterable[UUID]
+) -> dict[UUID, dict[str, int]]:
+    """For each call, its row count per table (tables without rows left out)."""
+    ids = list(call_ids)
+    found: dict[UUID, dict[str, int]] = {call_id: {} for call_id in ids}
+    for table in CALL_TABLES:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT call_id, count(*) FROM {} WHERE call_id = ANY(%s) GROUP BY call_id"
+            ).format(sql.Identifier(table)),
+            (ids,),
+        ).fetchall()
+        for call_id, count in rows:
+            found[call_id][table] = int(count)
+    return found
+
+
+def assert_whole_or_gone(
+    conn: psycopg.Connection[Any],
+    expected: Mapping[UUID, Mapping[str, int]],
+    kept: set[UUID],
+    *,
+    expired_months_attached: bool = False,
+) -> None:
+    """Every call in ``kept`` has exactly its ``expected`` rows; every other one has none.
+
+    ``expired_months_attached``: an expired month is still attached (its detach comes later),
+    so a deleted call's timeline rows in it may linger until then — but never its ``calls``
+    row or any unpartitioned child.
+    """
+    stored = stored_rows(conn, expected)
+    for call_id, rows in expected.items():
+        if call_id in kept:
+            assert stored[call_id] == dict(rows), f"call {call_id}: {stored[call_id]} != {rows}"
+        elif expired_months_attached:
+            assert set(stored[call_id]) <= set(PARTITIONED_TABLES), (
+                f"call {call_id}: {stored[call_id]}"
+            )
+        else:
+            assert stored[call_id] == {}, f"call {call_id} not gone: {stored[call_id]}"
+
+
+def orphan_rows(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Rows of attached partitions whose call is gone, per partitioned table (none expected)."""
+    found = {}
+    for table in PARTITIONED_TABLES:
+        row = conn.execute(
+            sql.SQL(
+                "SELECT count(*) FROM {} t"
+                " WHERE NOT EXISTS (SELECT 1 FROM calls c WHERE c.call_id = t.call_id)"
+            ).format(sql.Identifier(table))
+        ).fetchone()
+        assert row is not None
+        if row[0]:
+            found[table] = int(row[0])
+    return found
+
+
+def drop_all_partitions(conn: psycopg.Connection[Any]) -> None:
+    """Remove every monthly partition (the template makes the real current months), so a test
+    in simulated time starts from none."""
+    for partition in list_partitions(conn):
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
+
+
+def attached_months(conn: psycopg.Connection[Any]) -> dict[str, list[date]]:
+    """Per partitioned table, the months of its attached partitions, in order."""
+    return {table: sorted(months) for table, months in existing_months(conn).items()}
+
+
+def store_call(
+    engine: Engine, seed: int, start: datetime, *, source: str = "runtime"
+) -> tuple[UUID, dict[str, int]]:
+    """Persist a short simulated call that started at ``start`` (making its months if needed);
+    return its id and its rows per table. ``source="azure"`` stores it as a migrated call."""
+    payload = CallPayload.model_validate(factories.small_payload(seed, start=start))
+    rows = build_rows(payload)
+    rows.call["source"] = source
+    with session_scope(engine) as session:
+        conn = raw_connection(session)
+        ensure_partitions(conn, months=partition_months(payload))
+        result = write_call(conn, rows)
+    return payload.call_id, dict(result.rows)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.commands import check, dead_letter, demo, spool, stack
+from worker.commands import check, dead_letter, demo, partitions, retention, spool, stack
 
 app = typer.Typer(
     name="callstore",
@@ -16,6 +16,8 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(spool.app, name="spool")
 app.add_typer(dead_letter.app, name="dead-letter")
+app.add_typer(partitions.app, name="partitions")
+app.add_typer(retention.app, name="retention")
 app.command("demo")(demo.command)
 app.command("check")(check.command)
 

@@ -85,6 +85,32 @@ def session_scope(engine: Engine | None = None) -> Iterator[Session]:
         yield session
 
 
+#: A maintenance statement waits at most this long for a lock (DDL behind a long reader):
+#: it fails, and the next run finishes what it left.
+MAINTENANCE_LOCK_TIMEOUT = "60s"
+
+
+@contextmanager
+def maintenance_connection(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
+    """A dedicated autocommit connection for partition DDL and retention.
+
+    Autocommit because ``DETACH PARTITION ... CONCURRENTLY`` cannot run in a transaction
+    block; every step opens its own short transaction. No statement timeout (an export copies a
+    whole month), but a lock timeout, so maintenance never queues behind a lock for long.
+    """
+    with (
+        translate_database_errors(),
+        psycopg.connect(
+            settings.libpq_url,
+            autocommit=True,
+            connect_timeout=10,
+            application_name="callstore-maintenance",
+            options=f"-c lock_timeout={MAINTENANCE_LOCK_TIMEOUT}",
+        ) as conn,
+    ):
+        yield conn
+
+
 def raw_connection(session: Session) -> psycopg.Connection[Any]:
     """The psycopg connection under ``session``'s transaction, for COPY and pipelined bulk SQL."""
     driver = session.connection().connection.driver_connection

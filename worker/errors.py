@@ -40,6 +40,11 @@ class ConstraintViolation(PermanentError):
     """PostgreSQL refused the data itself (a CHECK, a length, a NUL character, ...)."""
 
 
+class ExportMismatch(PermanentError):
+    """An archived partition's export does not match the table (row count or checksum): the
+    partition is kept, not dropped, until an operator looks."""
+
+
 class TransientError(CallstoreError):
     """The same work may succeed later."""
 
@@ -58,6 +63,10 @@ class PartitionMissing(TransientError):
 
 class BrokerUnavailable(TransientError):
     """The Celery broker could not be reached."""
+
+
+class MaintenanceIncomplete(TransientError):
+    """A maintenance run did what it could but some steps failed; the next run resumes them."""
 
 
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")

@@ -8,20 +8,29 @@ that has no partition yet. Each partition is created as a plain table and then a
 
 There is no DEFAULT partition (docs/schema.md says why), so a row for a month without a
 partition fails loudly instead of hiding; the finalize path makes the month and retries.
+
+Retention takes expired months out again (``detach_concurrently``, ``move_to_archive``); both
+directions and their locks are described in ``docs/maintenance.md``.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import psycopg
 from psycopg import sql
 
 from models.base import PARTITIONED_TABLES
+
+#: Where retention keeps detached partitions until their grace period ends (revision 0002).
+ARCHIVE_SCHEMA = "archive"
+
+#: The ``exclusive_job`` name shared by the beat task and ``callstore partitions ensure``.
+ROTATION_JOB = "rotate_partitions"
 
 #: Serializes partition DDL across processes; taken per transaction, released at commit.
 PARTITION_DDL_LOCK_KEY = 0x63616C6C_70617274  # "callpart"
@@ -53,6 +62,13 @@ def month_range(first: date, last: date) -> list[date]:
     return months
 
 
+def month_bounds(month: date) -> tuple[datetime, datetime]:
+    """The half-open UTC range ``[lower, upper)`` that ``month``'s partitions hold."""
+    lower = datetime.combine(month_start(month), time(0), tzinfo=UTC)
+    upper = datetime.combine(add_months(month_start(month), 1), time(0), tzinfo=UTC)
+    return lower, upper
+
+
 def partition_name(table: str, month: date) -> str:
     """``call_messages_2026_03``: the name of ``table``'s partition for ``month``."""
     return f"{table}_{month.year:04d}_{month.month:02d}"
@@ -79,6 +95,9 @@ class Partition:
     name: str
     month: date | None
     is_default: bool = False
+    #: A ``DETACH ... CONCURRENTLY`` was interrupted: no longer used for new rows, not yet
+    #: detached (``finalize_detach`` completes it).
+    detach_pending: bool = False
 
     @property
     def upper(self) -> date | None:
@@ -92,7 +111,7 @@ def list_partitions(
     rows = conn.execute(
         """
         SELECT parent.relname, child.relname, child.relpartbound IS NOT NULL
-               AND pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT'
+               AND pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT', i.inhdetachpending
           FROM pg_inherits i
           JOIN pg_class parent ON parent.oid = i.inhparent
           JOIN pg_class child ON child.oid = i.inhrelid
@@ -102,10 +121,10 @@ def list_partitions(
         (list(tables),),
     ).fetchall()
     partitions = []
-    for table, name, is_default in rows:
+    for table, name, is_default, pending in rows:
         parsed = parse_partition_name(name)
         month = parsed[1] if parsed and parsed[0] == table else None
-        partitions.append(Partition(table, name, month, bool(is_default)))
+        partitions.append(Partition(table, name, month, bool(is_default), bool(pending)))
     return sorted(partitions, key=lambda p: (p.table, p.month or date.min, p.name))
 
 
@@ -181,3 +200,249 @@ def _create_partition(conn: psycopg.Connection[Any], table: str, month: date) ->
             hi=sql.Literal(_bound(add_months(month, 1))),
         )
     )
+
+
+# -- rotation --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RotationResult:
+    """What a rotation did, and whether the horizon now reaches ``target``."""
+
+    today: date
+    target: date
+    created: list[str]
+    horizon: date | None
+
+    @property
+    def ok(self) -> bool:
+        return self.horizon is not None and self.horizon >= self.target
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "today": self.today.isoformat(),
+            "target": self.target.isoformat(),
+            "horizon": self.horizon.isoformat() if self.horizon else None,
+            "created": len(self.created),
+            "ok": self.ok,
+        }
+
+
+_CALL_MONTHS = """
+WITH RECURSIVE m(month) AS (
+    SELECT date_trunc('month', min(started_at) AT TIME ZONE 'UTC')
+      FROM calls WHERE started_at >= %(since)s
+    UNION ALL
+    SELECT (SELECT date_trunc('month', min(c.started_at) AT TIME ZONE 'UTC')
+              FROM calls c
+             WHERE c.started_at >= (m.month + interval '1 month') AT TIME ZONE 'UTC')
+      FROM m WHERE m.month IS NOT NULL
+)
+SELECT month::date FROM m WHERE month IS NOT NULL
+"""
+
+
+def months_with_calls(conn: psycopg.Connection[Any], *, since: date | None = None) -> set[date]:
+    """The months in which stored calls started (from ``since`` on).
+
+    A loose index scan on ``ix_calls_started_at``: one index probe per month, however many
+    calls there are.
+    """
+    lower = month_bounds(since)[0] if since else datetime(1, 1, 1, tzinfo=UTC)
+    return {row[0] for row in conn.execute(_CALL_MONTHS, {"since": lower})}
+
+
+def rotate_partitions(
+    conn: psycopg.Connection[Any],
+    *,
+    today: date,
+    months_ahead: int,
+    oldest: date | None = None,
+) -> RotationResult:
+    """Make every month the tables need; return what was created and the horizon.
+
+    Needed are the month of ``today`` and ``months_ahead`` months after it, every month that
+    any of the four tables has (so all four stay aligned) and every month in which a stored
+    call started — never a month before ``oldest`` (the first month retention keeps), which
+    retention would only take out again. Each month is made in its own short transaction when
+    ``conn`` is in autocommit mode, so the DDL lock is held for milliseconds at a time.
+    """
+    current = month_start(today)
+    target = add_months(current, months_ahead)
+    have = existing_months(conn)
+    wanted = set(month_range(current, target)).union(*have.values())
+    wanted |= months_with_calls(conn, since=oldest)
+    if oldest is not None:
+        wanted = {month for month in wanted if month >= month_start(oldest)}
+    created: list[str] = []
+    for month in sorted(wanted):
+        if all(month in months for months in have.values()):
+            continue
+        with conn.transaction():
+            created.extend(ensure_partitions(conn, months=[month]))
+    return RotationResult(today, target, created, horizon(conn, today=today))
+
+
+# -- status ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStats:
+    """A partition as ``callstore partitions status`` shows it."""
+
+    partition: Partition
+    bound: str
+    estimated_rows: int
+
+
+def partition_stats(
+    conn: psycopg.Connection[Any], tables: Sequence[str] = PARTITIONED_TABLES
+) -> list[PartitionStats]:
+    """Each attached partition with its bound and estimated rows (``reltuples``, or the
+    statistics collector's live-row count while the table was never analyzed)."""
+    rows = conn.execute(
+        """
+        SELECT child.relname, pg_get_expr(child.relpartbound, child.oid),
+               CASE WHEN child.reltuples >= 0 THEN child.reltuples::bigint
+                    ELSE coalesce(st.n_live_tup, 0) END
+          FROM pg_inherits i
+          JOIN pg_class parent ON parent.oid = i.inhparent
+          JOIN pg_class child ON child.oid = i.inhrelid
+          JOIN pg_namespace ns ON ns.oid = parent.relnamespace
+          LEFT JOIN pg_stat_user_tables st ON st.relid = child.oid
+         WHERE ns.nspname = current_schema() AND parent.relname = ANY(%s)
+        """,
+        (list(tables),),
+    ).fetchall()
+    details = {name: (bound, int(estimate)) for name, bound, estimate in rows}
+    return [
+        PartitionStats(p, *details[p.name])
+        for p in list_partitions(conn, tables)
+        if p.name in details
+    ]
+
+
+def count_rows(conn: psycopg.Connection[Any], name: str, *, schema: str | None = None) -> int:
+    """The exact number of rows in table ``name`` (a full scan: for small or rare cases)."""
+    table = sql.Identifier(schema, name) if schema else sql.Identifier(name)
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def estimated_rows(conn: psycopg.Connection[Any], name: str, *, schema: str) -> int:
+    """``reltuples`` of ``schema.name`` (or the live-row count if it was never analyzed)."""
+    row = conn.execute(
+        """
+        SELECT CASE WHEN c.reltuples >= 0 THEN c.reltuples::bigint
+                    ELSE coalesce(pg_stat_get_live_tuples(c.oid), 0) END
+          FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE ns.nspname = %s AND c.relname = %s
+        """,
+        (schema, name),
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+# -- taking months out -----------------------------------------------------------------------
+
+
+def detach_concurrently(conn: psycopg.Connection[Any], partition: Partition) -> None:
+    """``DETACH PARTITION ... CONCURRENTLY``: SHARE UPDATE EXCLUSIVE on the parent, so inserts
+    and reads of other months go on. Needs an autocommit connection (it commits internally);
+    if it is interrupted, the partition stays *pending detach* until ``finalize_detach``."""
+    if not conn.autocommit:
+        raise ValueError("DETACH PARTITION CONCURRENTLY needs an autocommit connection")
+    conn.execute(
+        sql.SQL("ALTER TABLE {parent} DETACH PARTITION {name} CONCURRENTLY").format(
+            parent=sql.Identifier(partition.table), name=sql.Identifier(partition.name)
+        )
+    )
+
+
+def finalize_detach(conn: psycopg.Connection[Any], partition: Partition) -> None:
+    """Complete a detach that an earlier, interrupted run left pending."""
+    if not conn.autocommit:
+        raise ValueError("DETACH PARTITION FINALIZE needs an autocommit connection")
+    conn.execute(
+        sql.SQL("ALTER TABLE {parent} DETACH PARTITION {name} FINALIZE").format(
+            parent=sql.Identifier(partition.table), name=sql.Identifier(partition.name)
+        )
+    )
+
+
+def detached_tables(conn: psycopg.Connection[Any]) -> list[Partition]:
+    """Tables in the current schema named like a monthly partition but attached to nothing:
+    what a detach leaves behind until the table is moved into the archive."""
+    rows = conn.execute(
+        """
+        SELECT c.relname
+          FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE ns.nspname = current_schema() AND c.relkind = 'r' AND NOT c.relispartition
+        """
+    ).fetchall()
+    found = []
+    for (name,) in rows:
+        parsed = parse_partition_name(name)
+        if parsed is not None:
+            found.append(Partition(parsed[0], name, parsed[1]))
+    return sorted(found, key=lambda p: (p.month or date.min, p.table))
+
+
+def table_exists(conn: psycopg.Connection[Any], name: str, *, schema: str) -> bool:
+    row = conn.execute(
+        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, name)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def free_archive_name(
+    conn: psycopg.Connection[Any], name: str, *, taken: Collection[str] = ()
+) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... if the archive (or ``taken``) has that name."""
+    archive_name = name
+    suffix = 1
+    while archive_name in taken or table_exists(conn, archive_name, schema=ARCHIVE_SCHEMA):
+        suffix += 1
+        archive_name = f"{name}_{suffix}"
+    return archive_name
+
+
+def move_to_archive(conn: psycopg.Connection[Any], name: str) -> str:
+    """Move the detached table ``name`` into the archive schema; return its name there.
+
+    A month can be archived twice (a late call re-created it after the first archive), so
+    the name gets a suffix when the archive already has one, and its indexes are renamed
+    with it (index names are unique per schema). Runs in the caller's transaction.
+    """
+    archive_name = free_archive_name(conn, name)
+    if archive_name != name:
+        indexes = conn.execute(
+            "SELECT ci.relname FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid"
+            " WHERE x.indrelid = to_regclass(format('%%I', %s::text)) ORDER BY ci.relname",
+            (name,),
+        ).fetchall()
+        for number, (index,) in enumerate(indexes, start=1):
+            conn.execute(
+                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+                    sql.Identifier(index), sql.Identifier(f"{archive_name}_i{number}")
+                )
+            )
+        conn.execute(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(name), sql.Identifier(archive_name)
+            )
+        )
+    conn.execute(
+        sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
+            sql.Identifier(archive_name), sql.Identifier(ARCHIVE_SCHEMA)
+        )
+    )
+    return archive_name
+
+
+def drop_archived(conn: psycopg.Connection[Any], archive_name: str) -> bool:
+    """Drop ``archive.<archive_name>``; False when it is not there (restored or removed)."""
+    if not table_exists(conn, archive_name, schema=ARCHIVE_SCHEMA):
+        return False
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(ARCHIVE_SCHEMA, archive_name)))
+    return True

@@ -20,6 +20,7 @@ from kombu.utils import json as kombu_json
 
 from worker.errors import BrokerUnavailable
 from worker.settings import Settings
+from worker.spool import FlushResult, Spool
 
 #: The serializer producers use: standard JSON (``application/json``, what every worker accepts
 #: and decodes with kombu's own decoder), encoded by pydantic-core, which is about five times
@@ -141,3 +142,17 @@ def get_publisher(settings: Settings) -> Publisher:
         if _publisher is None or _publisher._settings is not settings:
             _publisher = Publisher(settings)
         return _publisher
+
+
+def flush_spool(settings: Settings, *, limit: int | None = None) -> FlushResult:
+    """Re-publish the calls spooled in ``CALLSTORE_SPOOL_DIR``, oldest first.
+
+    ``callstore spool flush`` runs it on the runtime's host; the ``maintenance.flush_spool``
+    beat task runs it where the spool is on a volume the workers share.
+    """
+    publisher = get_publisher(settings)
+
+    def send(task: str, queue: str, args: list[Any]) -> str:
+        return publisher.send(task, args=list(args), queue=queue)
+
+    return Spool(settings.spool_dir).flush(send, limit=limit)

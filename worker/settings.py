@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     retention_days: Annotated[int, Field(ge=0, le=36500)] = 365
     retention_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
     retention_export_dir: Path | None = None
+    #: Calls deleted per short transaction by retention (each with all its children).
+    retention_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     partition_premake_months: Annotated[int, Field(ge=0, le=36)] = 3
     max_payload_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
     #: Payloads at least this large are sent zlib-compressed (see docs/benchmarks.md).

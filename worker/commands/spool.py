@@ -6,7 +6,7 @@ import typer
 
 from worker.commands.common import console, fail
 from worker.errors import BrokerUnavailable
-from worker.publisher import get_publisher
+from worker.publisher import flush_spool
 from worker.settings import settings_or_exit
 from worker.spool import Spool
 
@@ -30,13 +30,8 @@ def status() -> None:
 def flush() -> None:
     """Re-enqueue every spooled call (oldest first); exits 1 if the broker is still down."""
     settings = settings_or_exit()
-    publisher = get_publisher(settings)
-
-    def send(task: str, queue: str, args: list[object]) -> str:
-        return publisher.send(task, args=list(args), queue=queue)
-
     try:
-        result = Spool(settings.spool_dir).flush(send)
+        result = flush_spool(settings)
     except BrokerUnavailable as error:  # pragma: no cover - flush catches it per file
         fail(str(error))
     console.print(

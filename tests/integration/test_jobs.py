@@ -1,0 +1,52 @@
+"""Exclusive periodic jobs: one run at a time, each recorded in ``job_runs``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+
+from worker.jobs import exclusive_job
+from worker.settings import Settings
+
+
+def _run(conn: psycopg.Connection[Any], job: str) -> tuple[Any, ...]:
+    row = conn.execute(
+        "SELECT last_status, runs, last_success_at IS NOT NULL, last_error, last_details"
+        " FROM job_runs WHERE job = %s",
+        (job,),
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_a_run_is_recorded_with_its_details(
+    settings: Settings, conn: psycopg.Connection[Any]
+) -> None:
+    with exclusive_job(settings, "demo") as job:
+        assert job is not None
+        job.details["done"] = 3
+    assert _run(conn, "demo") == ("succeeded", 1, True, None, {"done": 3})
+
+
+def test_a_second_run_skips_while_the_first_holds_the_lock(
+    settings: Settings, conn: psycopg.Connection[Any]
+) -> None:
+    with exclusive_job(settings, "demo") as first:
+        assert first is not None
+        with exclusive_job(settings, "demo") as second:
+            assert second is None
+        assert _run(conn, "demo")[0] == "skipped"
+    assert _run(conn, "demo")[:2] == ("succeeded", 2)
+    with exclusive_job(settings, "other") as unrelated:
+        assert unrelated is not None
+
+
+def test_a_failed_run_is_recorded_and_raised(
+    settings: Settings, conn: psycopg.Connection[Any]
+) -> None:
+    with pytest.raises(RuntimeError), exclusive_job(settings, "demo"):
+        raise RuntimeError("boom")
+    status, _, succeeded, error, _ = _run(conn, "demo")
+    assert (status, succeeded, error) == ("failed", False, "RuntimeError: boom")

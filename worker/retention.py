@@ -1,0 +1,526 @@
+"""Retention: expired calls leave in short batches, expired months by detaching partitions.
+
+With ``CALLSTORE_RETENTION_DAYS = N`` (0 keeps everything) a call is expired when it started
+before ``now - N days`` (the *cutoff*), whatever its source. A month's partitions are expired
+when the whole month ends at least ``MAX_CLOCK_SKEW`` (1 h) before the cutoff: a payload's
+entries may be stamped up to that long before its call started, so a call that is kept can
+never have a row in an expired month.
+
+A run does, in this order (``docs/maintenance.md``):
+
+1. completes any detach an earlier run left pending (``DETACH ... FINALIZE``);
+2. deletes expired calls in batches, one short transaction each: the rows of the batch's calls
+   in partitions that are *kept*, then the ``calls`` rows, whose unpartitioned children go by
+   ``ON DELETE CASCADE``. A call and all its reachable rows go together or not at all;
+3. detaches each expired partition concurrently and moves it into the ``archive`` schema — only
+   once no call that could own a row in it remains, so a run cut short by its time budget, or a
+   late call for an old month, never leaves a call without its timeline;
+4. exports archived partitions when ``CALLSTORE_RETENTION_EXPORT_DIR`` is set;
+5. drops archived partitions whose grace period is over, after verifying their export.
+
+Each step is idempotent and decided from the catalog and ``archived_partitions``, so a run
+killed anywhere is finished by the next one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from models.base import PARTITIONED_TABLES
+from models.enums import ArchiveStatus
+from models.payload import MAX_CLOCK_SKEW
+from worker import archive
+from worker.errors import ConcurrencyConflict, ExportMismatch, translate_database_errors
+from worker.log import get_logger
+from worker.partitions import (
+    ARCHIVE_SCHEMA,
+    Partition,
+    detach_concurrently,
+    detached_tables,
+    drop_archived,
+    estimated_rows,
+    finalize_detach,
+    free_archive_name,
+    list_partitions,
+    month_bounds,
+    month_start,
+    move_to_archive,
+)
+from worker.settings import Settings
+
+log = get_logger("callstore.retention")
+
+#: The ``exclusive_job`` name shared by the beat task and ``callstore retention run``.
+JOB = "enforce_retention"
+
+#: A batch waits at most this long for a row lock (a finalize rewriting an expired call);
+#: waiting stalls only retention, never the ingest path.
+BATCH_LOCK_TIMEOUT = "30s"
+
+#: ``progress(phase=..., **counts)``: how long runs report where they are (Flower, CLI).
+Progress = Callable[..., None]
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionPolicy:
+    retention_days: int
+    grace_days: int = 7
+    export_dir: Path | None = None
+    batch_size: int = 500
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetentionPolicy:
+        return cls(
+            retention_days=settings.retention_days,
+            grace_days=settings.retention_grace_days,
+            export_dir=settings.retention_export_dir,
+            batch_size=settings.retention_batch_size,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Cutoff:
+    """Calls that started before ``calls_before`` are expired; so are months before
+    ``keep_from`` (the first month whose partitions are kept)."""
+
+    calls_before: datetime
+    keep_from: date
+
+    @property
+    def keep_from_at(self) -> datetime:
+        return month_bounds(self.keep_from)[0]
+
+
+def cutoff(now: datetime, retention_days: int) -> Cutoff | None:
+    """The cutoff at ``now``, or None when retention is off (``retention_days == 0``)."""
+    if retention_days <= 0:
+        return None
+    calls_before = now - timedelta(days=retention_days)
+    return Cutoff(calls_before, month_start(calls_before - MAX_CLOCK_SKEW))
+
+
+def first_kept_month(now: datetime, retention_days: int) -> date | None:
+    """The oldest month rotation should keep partitions for (None: every month)."""
+    found = cutoff(now, retention_days)
+    return found.keep_from if found else None
+
+
+def may_own_rows_before(month: date) -> datetime:
+    """Calls that started before this instant may have rows in ``month`` or earlier."""
+    return month_bounds(month)[1] + MAX_CLOCK_SKEW
+
+
+# -- what a run would do ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPartition:
+    table: str
+    name: str
+    month: date
+    estimated_rows: int
+
+
+@dataclass(slots=True)
+class RetentionPlan:
+    """What a run at ``now`` would do: ``callstore retention run --dry-run`` prints this."""
+
+    now: datetime
+    policy: RetentionPolicy
+    cutoff: Cutoff | None
+    finalize: list[str] = field(default_factory=list)
+    calls_by_source: dict[str, int] = field(default_factory=dict)
+    archive: list[PlannedPartition] = field(default_factory=list)
+    export: list[str] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+    left_alone: list[str] = field(default_factory=list)
+
+    @property
+    def calls(self) -> int:
+        return sum(self.calls_by_source.values())
+
+    @property
+    def drop_archived_before(self) -> datetime:
+        return self.now - timedelta(days=self.policy.grace_days)
+
+
+def plan_retention(
+    conn: psycopg.Connection[Any], *, now: datetime, policy: RetentionPolicy
+) -> RetentionPlan:
+    """What ``enforce_retention`` would do at ``now`` if its deletes all went through,
+    changing nothing."""
+    cut = cutoff(now, policy.retention_days)
+    plan = RetentionPlan(now=now, policy=policy, cutoff=cut)
+    if cut is None:
+        return plan
+    attached = list_partitions(conn)
+    plan.finalize = [p.name for p in attached if p.detach_pending]
+    detaching = {
+        r.partition_name for r in archive.records(conn, statuses=[ArchiveStatus.DETACHING])
+    }
+    # Interrupted detaches (pending, or detached and not yet moved) are resumed when retention
+    # started them and their month is expired; anything else is reported and left alone.
+    resumable = [p for p in attached if p.detach_pending] + detached_tables(conn)
+    to_archive = [
+        p for p in attached if not p.detach_pending and p.month and p.month < cut.keep_from
+    ]
+    for partition in resumable:
+        if partition.name not in detaching:
+            plan.left_alone.append(f"{partition.name}: detached, but not by retention")
+        elif partition.month is None or partition.month >= cut.keep_from:
+            plan.left_alone.append(f"{partition.name}: detached, but its month is not expired")
+        else:
+            to_archive.append(partition)
+    schema = _current_schema(conn)
+    taken: set[str] = set()
+    for partition in sorted(to_archive, key=lambda p: (p.month or date.min, p.table)):
+        assert partition.month is not None
+        archive_name = free_archive_name(conn, partition.name, taken=taken)
+        taken.add(archive_name)
+        rows = estimated_rows(conn, partition.name, schema=schema)
+        plan.archive.append(
+            PlannedPartition(partition.table, partition.name, partition.month, rows)
+        )
+        if policy.export_dir is not None:
+            path = archive.export_path(
+                policy.export_dir, partition.table, partition.name, archived_at=now
+            )
+            plan.export.append(str(path))
+        if policy.grace_days == 0:
+            plan.drop.append(f"{ARCHIVE_SCHEMA}.{archive_name}")
+    rows_by_source = conn.execute(
+        "SELECT source, count(*) FROM calls WHERE started_at < %s GROUP BY source ORDER BY source",
+        (cut.calls_before,),
+    ).fetchall()
+    plan.calls_by_source = {source: int(count) for source, count in rows_by_source}
+    for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
+        assert record.archived_at is not None
+        if policy.export_dir is not None and record.export_path is None:
+            path = archive.export_path(
+                policy.export_dir,
+                record.parent_table,
+                record.partition_name,
+                archived_at=record.archived_at,
+            )
+            plan.export.append(str(path))
+        if record.archived_at <= plan.drop_archived_before:
+            plan.drop.append(f"{ARCHIVE_SCHEMA}.{record.archive_name}")
+    return plan
+
+
+def _current_schema(conn: psycopg.Connection[Any]) -> str:
+    row = conn.execute("SELECT current_schema()").fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+# -- doing it --------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RetentionReport:
+    """What a run did. ``complete`` is False when the time budget ended it early; ``errors``
+    lists steps that failed and will be retried by the next run."""
+
+    now: datetime
+    cutoff: Cutoff | None
+    finalized: list[str] = field(default_factory=list)
+    calls_deleted: int = 0
+    timeline_rows_deleted: int = 0
+    batches: int = 0
+    archived: list[str] = field(default_factory=list)
+    exported: list[str] = field(default_factory=list)
+    dropped: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    kept_back: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    complete: bool = True
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "now": self.now.isoformat(),
+            "cutoff": self.cutoff.calls_before.isoformat() if self.cutoff else None,
+            "keep_from": self.cutoff.keep_from.isoformat() if self.cutoff else None,
+            "finalized": len(self.finalized),
+            "calls_deleted": self.calls_deleted,
+            "timeline_rows_deleted": self.timeline_rows_deleted,
+            "batches": self.batches,
+            "archived": len(self.archived),
+            "exported": len(self.exported),
+            "dropped": len(self.dropped),
+            "missing": len(self.missing),
+            "kept_back": len(self.kept_back),
+            "errors": len(self.errors),
+            "complete": self.complete,
+        }
+
+
+class _Budget:
+    def __init__(self, seconds: float | None) -> None:
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+
+    @property
+    def spent(self) -> bool:
+        return self._deadline is not None and time.monotonic() >= self._deadline
+
+
+_SELECT_BATCH = (
+    "SELECT call_id FROM calls WHERE started_at < %s ORDER BY started_at LIMIT %s"
+    " FOR UPDATE SKIP LOCKED"
+)
+_DELETE_TIMELINE = {
+    table: sql.SQL("DELETE FROM {} WHERE call_id = ANY(%s) AND timestamp >= %s").format(
+        sql.Identifier(table)
+    )
+    for table in PARTITIONED_TABLES
+}
+_DELETE_CALLS = "DELETE FROM calls WHERE call_id = ANY(%s)"
+
+
+def delete_call_batch(
+    conn: psycopg.Connection[Any], *, before: datetime, keep_from_at: datetime, limit: int
+) -> tuple[int, int]:
+    """Delete up to ``limit`` calls that started before ``before``, in one transaction, with
+    all their rows: timeline rows from ``keep_from_at`` on (older ones leave with their
+    partition), unpartitioned children by cascade. Returns ``(calls, timeline rows)``.
+
+    Rows locked by a concurrent finalize are skipped, not waited for: the next batch or the
+    next run takes them.
+    """
+    with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(BATCH_LOCK_TIMEOUT))
+        ids = [row[0] for row in conn.execute(_SELECT_BATCH, (before, limit))]
+        if not ids:
+            return 0, 0
+        rows = 0
+        for table in PARTITIONED_TABLES:
+            rows += conn.execute(_DELETE_TIMELINE[table], (ids, keep_from_at)).rowcount
+        calls = conn.execute(_DELETE_CALLS, (ids,)).rowcount
+    return calls, rows
+
+
+def enforce_retention(
+    conn: psycopg.Connection[Any],
+    *,
+    now: datetime,
+    policy: RetentionPolicy,
+    progress: Progress | None = None,
+    budget_seconds: float | None = None,
+) -> RetentionReport:
+    """Apply ``policy`` at ``now`` (see the module docstring for the steps and their order).
+
+    ``conn`` must be in autocommit mode (``DETACH ... CONCURRENTLY`` runs outside a transaction
+    block); each step opens its own short transaction. ``budget_seconds`` bounds the deleting
+    and detaching; what is left is done by the next run.
+    """
+    if not conn.autocommit:
+        raise ValueError("enforce_retention needs an autocommit connection")
+    cut = cutoff(now, policy.retention_days)
+    report = RetentionReport(now=now, cutoff=cut)
+    if cut is None:
+        return report
+    budget = _Budget(budget_seconds)
+    notify = progress or _ignore
+    _finish_pending_detaches(conn, report)
+    _delete_expired_calls(conn, cut, policy, report, notify, budget)
+    _archive_expired(conn, cut, now, report, notify, budget)
+    if policy.export_dir is not None:
+        _export_archived(conn, policy.export_dir, now, report)
+    _drop_due(conn, now, policy, report, notify)
+    log.info("retention run", action="retention", **report.as_dict())
+    return report
+
+
+def _ignore(**_: Any) -> None:
+    return None
+
+
+def _finish_pending_detaches(conn: psycopg.Connection[Any], report: RetentionReport) -> None:
+    for partition in list_partitions(conn):
+        if not partition.detach_pending:
+            continue
+        try:
+            with translate_database_errors():
+                finalize_detach(conn, partition)
+        except ConcurrencyConflict as error:
+            report.errors.append(f"finalize detach of {partition.name}: {error}")
+            continue
+        log.info("finalized interrupted detach", action="retention", partition=partition.name)
+        report.finalized.append(partition.name)
+
+
+def _delete_expired_calls(
+    conn: psycopg.Connection[Any],
+    cut: Cutoff,
+    policy: RetentionPolicy,
+    report: RetentionReport,
+    notify: Progress,
+    budget: _Budget,
+) -> None:
+    while True:
+        if budget.spent:
+            report.complete = False
+            return
+        calls, rows = delete_call_batch(
+            conn, before=cut.calls_before, keep_from_at=cut.keep_from_at, limit=policy.batch_size
+        )
+        if calls == 0:
+            return
+        report.batches += 1
+        report.calls_deleted += calls
+        report.timeline_rows_deleted += rows
+        notify(phase="delete", calls_deleted=report.calls_deleted, batches=report.batches)
+
+
+def _calls_remain_before(conn: psycopg.Connection[Any], instant: datetime) -> bool:
+    row = conn.execute(
+        "SELECT EXISTS (SELECT 1 FROM calls WHERE started_at < %s)", (instant,)
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _archive_expired(
+    conn: psycopg.Connection[Any],
+    cut: Cutoff,
+    now: datetime,
+    report: RetentionReport,
+    notify: Progress,
+    budget: _Budget,
+) -> None:
+    detaching = {
+        r.partition_name for r in archive.records(conn, statuses=[ArchiveStatus.DETACHING])
+    }
+    for table in detached_tables(conn):
+        if table.name not in detaching:
+            report.kept_back.append(f"{table.name}: detached, but not by retention")
+        elif table.month is None or table.month >= cut.keep_from:
+            report.kept_back.append(f"{table.name}: detached, but its month is not expired")
+        else:
+            _move(conn, table, now, report)
+    expired = [
+        p
+        for p in list_partitions(conn)
+        if p.month is not None and p.month < cut.keep_from and not p.detach_pending
+    ]
+    for partition in sorted(expired, key=lambda p: (p.month or date.min, p.table)):
+        assert partition.month is not None
+        if budget.spent:
+            report.complete = False
+            return
+        if _calls_remain_before(conn, may_own_rows_before(partition.month)):
+            report.kept_back.append(
+                f"{partition.name}: calls that may own rows in it remain (the next run)"
+            )
+            continue
+        with conn.transaction():
+            archive.record_detach(conn, partition, now=now)
+        try:
+            with translate_database_errors():
+                detach_concurrently(conn, partition)
+        except ConcurrencyConflict as error:
+            # Left pending detach at worst: the next run finalizes it.
+            archive.note_detach_error(conn, partition.name, str(error))
+            report.errors.append(f"detach of {partition.name}: {error}")
+            continue
+        _move(conn, partition, now, report)
+        notify(phase="archive", archived=len(report.archived))
+
+
+def _move(
+    conn: psycopg.Connection[Any], partition: Partition, now: datetime, report: RetentionReport
+) -> None:
+    with conn.transaction():
+        archive_name = move_to_archive(conn, partition.name)
+        rows = estimated_rows(conn, archive_name, schema=ARCHIVE_SCHEMA)
+        archive.mark_archived(
+            conn,
+            partition_name=partition.name,
+            archive_name=archive_name,
+            now=now,
+            row_estimate=rows,
+        )
+    log.info(
+        "partition archived",
+        action="retention",
+        partition=partition.name,
+        archived_as=f"{ARCHIVE_SCHEMA}.{archive_name}",
+        estimated_rows=rows,
+    )
+    report.archived.append(f"{ARCHIVE_SCHEMA}.{archive_name}")
+
+
+def _export_archived(
+    conn: psycopg.Connection[Any], export_dir: Path, now: datetime, report: RetentionReport
+) -> None:
+    for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
+        if record.export_path is not None:
+            continue
+        try:
+            path = archive.export(conn, record, export_dir=export_dir, now=now)
+        except OSError as error:
+            archive.note_error(conn, record.id, f"export failed: {error}")
+            report.errors.append(f"export of {record.archive_name}: {error}")
+            continue
+        log.info(
+            "partition exported", action="retention", partition=record.archive_name, path=str(path)
+        )
+        report.exported.append(str(path))
+
+
+def _drop_due(
+    conn: psycopg.Connection[Any],
+    now: datetime,
+    policy: RetentionPolicy,
+    report: RetentionReport,
+    notify: Progress,
+) -> None:
+    due_before = now - timedelta(days=policy.grace_days)
+    for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
+        assert record.archive_name is not None
+        assert record.archived_at is not None
+        if record.archived_at > due_before:
+            continue
+        name = f"{ARCHIVE_SCHEMA}.{record.archive_name}"
+        if policy.export_dir is not None and record.export_path is None:
+            report.kept_back.append(f"{name}: not exported yet, so not dropped")
+            continue
+        if record.export_path is not None:
+            try:
+                archive.verify(conn, record, now=now)
+            except ExportMismatch as error:
+                archive.note_error(conn, record.id, str(error))
+                log.error(
+                    "export verification failed",
+                    action="retention",
+                    partition=name,
+                    error=str(error),
+                )
+                report.errors.append(f"{name} kept: {error}")
+                continue
+        with conn.transaction():
+            dropped = drop_archived_table(conn, record, now=now)
+        (report.dropped if dropped else report.missing).append(name)
+        notify(phase="drop", dropped=len(report.dropped))
+        log.info(
+            "archived partition dropped" if dropped else "archived partition missing",
+            action="retention",
+            partition=name,
+        )
+
+
+def drop_archived_table(
+    conn: psycopg.Connection[Any], record: archive.ArchiveRecord, *, now: datetime
+) -> bool:
+    """Drop ``record``'s table and mark the record, in the caller's transaction."""
+    assert record.archive_name is not None
+    dropped = drop_archived(conn, record.archive_name)
+    archive.mark_gone(conn, record.id, now=now, dropped=dropped)
+    return dropped
