@@ -490,10 +490,12 @@ def markdown(results: dict[str, Any]) -> list[str]:
     stall = results["stall"]
     lines += [
         "",
-        f"Large over small: partitions {results['month_retention_ratio']:.2f}, detach + archive "
-        f"{results['detach_archive_ratio']:.2f} (a drop, not a delete). The batched delete of expired",
-        f"calls ({results['delete_batch_size']} per transaction) ran at "
-        f"{results['delete_calls_per_second']:,.0f} calls/s.",
+        (
+            f"Large over small: partitions {results['month_retention_ratio']:.2f}, detach + "
+            f"archive {results['detach_archive_ratio']:.2f} (a drop, not a delete). The batched "
+            f"delete of expired calls ({results['delete_batch_size']} per transaction) ran at "
+            f"{results['delete_calls_per_second']:,.0f} calls/s."
+        ),
         "",
         "Finalizes running while maintenance ran (2 threads):",
         "",
