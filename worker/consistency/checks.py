@@ -105,42 +105,31 @@ def transcripts(ctx: CheckContext) -> Iterator[Discrepancy]:
         )
 
 
+def _orphans_in(ctx: CheckContext, table: str, time_column: str) -> Iterator[Discrepancy]:
+    window = sql.SQL("TRUE")
+    params: list[Any] = []
+    if ctx.since is not None:
+        window = sql.SQL("t.{} >= %s").format(sql.Identifier(time_column))
+        params.append(ctx.since - LOOKBACK)
+    query = sql.SQL(
+        "SELECT t.call_id, count(*) FROM {table} t WHERE {window} AND NOT EXISTS"
+        " (SELECT 1 FROM calls c WHERE c.call_id = t.call_id) GROUP BY t.call_id"
+    ).format(table=sql.Identifier(table), window=window)
+    for call_id, count in ctx.conn.execute(query, params).fetchall():
+        yield Discrepancy(
+            "orphans",
+            "orphan_rows",
+            {"table": table, "call_id": str(call_id), "rows": count},
+            f"{count} row(s) in {table} belong to a call that is not in calls",
+        )
+
+
 def orphans(ctx: CheckContext) -> Iterator[Discrepancy]:
     """No child row without its call; no RAG chunk without its retrieval."""
     for table in PARTITIONED_TABLES:
-        window = sql.SQL("TRUE")
-        params: list[Any] = []
-        if ctx.since is not None:
-            window = sql.SQL("t.timestamp >= %s")
-            params.append(ctx.since - LOOKBACK)
-        query = sql.SQL(
-            "SELECT t.call_id, count(*) FROM {table} t WHERE {window} AND NOT EXISTS"
-            " (SELECT 1 FROM calls c WHERE c.call_id = t.call_id) GROUP BY t.call_id"
-        ).format(table=sql.Identifier(table), window=window)
-        for call_id, count in ctx.conn.execute(query, params).fetchall():
-            yield Discrepancy(
-                "orphans",
-                "orphan_rows",
-                {"table": table, "call_id": str(call_id), "rows": count},
-                f"{count} row(s) in {table} belong to a call that is not in calls",
-            )
+        yield from _orphans_in(ctx, table, "timestamp")
     for table in UNPARTITIONED_CHILDREN:
-        window = sql.SQL("TRUE")
-        params = []
-        if ctx.since is not None:
-            window = sql.SQL("t.created_at >= %s")
-            params.append(ctx.since - LOOKBACK)
-        query = sql.SQL(
-            "SELECT t.call_id, count(*) FROM {table} t WHERE {window} AND NOT EXISTS"
-            " (SELECT 1 FROM calls c WHERE c.call_id = t.call_id) GROUP BY t.call_id"
-        ).format(table=sql.Identifier(table), window=window)
-        for call_id, count in ctx.conn.execute(query, params).fetchall():
-            yield Discrepancy(
-                "orphans",
-                "orphan_rows",
-                {"table": table, "call_id": str(call_id), "rows": count},
-                f"{count} row(s) in {table} belong to a call that is not in calls",
-            )
+        yield from _orphans_in(ctx, table, "created_at")
     window = sql.SQL("ch.created_at >= %s") if ctx.since else sql.SQL("TRUE")
     query = sql.SQL(
         "SELECT ch.call_id, ch.retrieval_id, count(*) FROM call_rag_chunks ch WHERE {} AND NOT EXISTS"
