@@ -106,7 +106,7 @@ def transcripts(ctx: CheckContext) -> Iterator[Discrepancy]:
 
 
 def _orphans_in(ctx: CheckContext, table: str, time_column: str) -> Iterator[Discrepancy]:
-    window = sql.SQL("TRUE")
+    window: sql.Composable = sql.SQL("TRUE")
     params: list[Any] = []
     if ctx.since is not None:
         window = sql.SQL("t.{} >= %s").format(sql.Identifier(time_column))
