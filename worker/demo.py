@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from worker import processes, stack
 from worker.settings import Settings
@@ -201,11 +202,13 @@ def row_counts(database_url: str) -> dict[str, int]:
         "call_rag_retrievals", "call_rag_chunks", "call_extracted_variables", "call_analysis",
         "call_user_interruptions", "call_tool_executions", "call_events", "failed_payloads",
     )  # fmt: skip
+    counts = {}
     with psycopg.connect(database_url) as conn:
-        return {
-            table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
-            for table in tables
-        }
+        for table in tables:
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            row = conn.execute(query).fetchone()
+            counts[table] = int(row[0]) if row else 0
+    return counts
 
 
 def run_calls(
