@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from celery import Task
 
 from tasks.retry import backoff_seconds, retries_left
 from worker.celery_app import app
-from worker.dead_letter import call_id_of
 from worker.errors import DatabaseUnavailable
 from worker.finalize import FinalizeResult, finalize_call, give_up
 from worker.log import get_logger
@@ -22,7 +20,6 @@ log = get_logger("callstore.tasks.calls")
 def finalize(self: Task, payload: Any) -> dict[str, Any]:
     """Persist a finalized call from the runtime (``models.payload.CallPayload``)."""
     settings = get_settings()
-    structlog.contextvars.bind_contextvars(call_id=str(call_id_of(payload)))
     try:
         result = finalize_call(payload, settings=settings, task_id=self.request.id)
     except DatabaseUnavailable as error:

@@ -20,19 +20,27 @@ effect. The settings below are the ones that guarantee it:
 
 No database engine exists at import time; each pool process makes its own on first use and
 disposes it on fork and shutdown.
+
+Around every task, ``task_id``, ``task`` and (for a call) ``call_id`` are bound to the log
+context, so every line the task writes carries them. Every message this app sends (retries
+included) shows ``<call ID revision N>`` or a count instead of its arguments, so no call
+content reaches a log line, a task event or Flower.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery, signals
+import structlog
+from celery import Celery, Task, signals
 from kombu import Queue  # type: ignore[attr-defined]
 
 import beat_schedule
 from tasks import TASK_MODULES
 from worker.db import dispose_engine
+from worker.dead_letter import call_id_of
 from worker.log import configure_logging
+from worker.publisher import arguments_repr, keywords_repr
 from worker.settings import Settings, settings_or_exit
 
 QUEUES = ("calls", "maintenance", "migration")
@@ -90,14 +98,43 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+class CallstoreCelery(Celery):  # type: ignore[misc]
+    """The app: every message it sends (tasks, retries, beat's) shows no argument values.
+
+    ``Task.apply_async``, ``Task.retry`` and beat all publish through ``send_task``.
+    """
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if options.get("argsrepr") is None:
+            options["argsrepr"] = arguments_repr(args)
+        if options.get("kwargsrepr") is None:
+            options["kwargsrepr"] = keywords_repr(kwargs)
+        return super().send_task(name, args, kwargs, **options)
+
+
 settings = settings_or_exit()
-app = Celery("callstore", include=list(TASK_MODULES))
+app = CallstoreCelery("callstore", include=list(TASK_MODULES))
 app.conf.update(celery_config(settings))
 
 
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(settings_or_exit())
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task_id: str, task: Task, args: Any = (), **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    context: dict[str, str] = {"task_id": task_id, "task": task.name}
+    call_id = call_id_of(args[0]) if args else None
+    if call_id is not None:
+        context["call_id"] = str(call_id)
+    structlog.contextvars.bind_contextvars(**context)
+
+
+@signals.task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
 
 
 @signals.worker_process_init.connect

@@ -5,6 +5,8 @@ from __future__ import annotations
 import typer
 
 from worker.commands import dead_letter, demo, spool, stack
+from worker.commands.common import err_console
+from worker.errors import BrokerUnavailable, DatabaseUnavailable
 
 app = typer.Typer(
     name="callstore",
@@ -20,4 +22,9 @@ app.command("demo")(demo.command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except (DatabaseUnavailable, BrokerUnavailable) as error:
+        # An outage, not a bug: one line an operator can act on, no traceback.
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None
