@@ -24,13 +24,16 @@ disposes it on fork and shutdown.
 Around every task, ``task_id``, ``task`` and (for a call) ``call_id`` are bound to the log
 context, so every line the task writes carries them. Every message this app sends (retries
 included) shows ``<call ID revision N>`` or a count instead of its arguments, so no call
-content reaches a log line, a task event or Flower.
+content reaches a log line, a task event or Flower. Loaded by ``celery ... flower``, the app
+configures Flower from the settings first (``worker/flower.py``).
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+import click
 import structlog
 from celery import Celery, Task, signals
 from kombu import Queue  # type: ignore[attr-defined]
@@ -39,6 +42,7 @@ import beat_schedule
 from tasks import TASK_MODULES
 from worker.db import dispose_engine
 from worker.dead_letter import call_id_of
+from worker.flower import FlowerConfigError, configure_flower
 from worker.log import configure_logging
 from worker.publisher import arguments_repr, keywords_repr
 from worker.settings import Settings, settings_or_exit
@@ -112,9 +116,23 @@ class CallstoreCelery(Celery):  # type: ignore[misc]
         return super().send_task(name, args, kwargs, **options)
 
 
+def _invoked_subcommand() -> str | None:
+    """The ``celery`` sub-command loading this module (``worker``, ``beat``, ``flower``...)."""
+    context = click.get_current_context(silent=True)
+    return context.invoked_subcommand if context is not None else None
+
+
 settings = settings_or_exit()
 app = CallstoreCelery("callstore", include=list(TASK_MODULES))
 app.conf.update(celery_config(settings))
+
+if _invoked_subcommand() == "flower":
+    configure_logging(settings)
+    try:
+        configure_flower(settings)
+    except FlowerConfigError as error:
+        sys.stderr.write(f"callstore: {error}\n")
+        raise SystemExit(2) from None
 
 
 @signals.setup_logging.connect
