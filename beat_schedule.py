@@ -10,4 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # A round trip through the calls queue, so a metric shows that finalize workers consume
+    # (worker/canary.py). Dropped when it waited over 50 s: the canary's age then keeps growing.
+    "canary": {
+        "task": "maintenance.canary",
+        "schedule": 60,
+        "options": {"queue": "calls", "expires": 50},
+    },
+}

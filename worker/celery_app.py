@@ -31,6 +31,7 @@ configures Flower from the settings first (``worker/flower.py``).
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -40,16 +41,18 @@ from kombu import Queue  # type: ignore[attr-defined]
 
 import beat_schedule
 from tasks import TASK_MODULES
+from worker.canary import CANARY_TASK, SENT_AT_HEADER
 from worker.db import dispose_engine
 from worker.dead_letter import call_id_of
 from worker.flower import FlowerConfigError, configure_flower
 from worker.log import configure_logging
 from worker.publisher import arguments_repr, keywords_repr
+from worker.queues import QUEUES
 from worker.settings import Settings, settings_or_exit
 
-QUEUES = ("calls", "maintenance", "migration")
-
 TASK_ROUTES = {
+    # The canary goes through the finalize workers' queue: its round trip proves they consume.
+    CANARY_TASK: {"queue": "calls"},
     "calls.*": {"queue": "calls"},
     "maintenance.*": {"queue": "maintenance"},
     "consistency.*": {"queue": "maintenance"},
@@ -153,6 +156,15 @@ def _bind_task_context(task_id: str, task: Task, args: Any = (), **_: Any) -> No
 @signals.task_postrun.connect
 def _clear_task_context(**_: Any) -> None:
     structlog.contextvars.clear_contextvars()
+
+
+@signals.before_task_publish.connect
+def _stamp_canary(
+    sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
+    """The canary's round trip starts when it is published (by beat)."""
+    if sender == CANARY_TASK and headers is not None:
+        headers.setdefault(SENT_AT_HEADER, datetime.now(UTC).isoformat())
 
 
 @signals.worker_process_init.connect

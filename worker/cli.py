@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.commands import dead_letter, demo, spool, stack
+from worker.commands import dead_letter, demo, metrics, spool, stack
 from worker.commands.common import err_console
 from worker.errors import BrokerUnavailable, DatabaseUnavailable
 
@@ -18,6 +18,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(spool.app, name="spool")
 app.add_typer(dead_letter.app, name="dead-letter")
+app.add_typer(metrics.app, name="metrics")
 app.command("demo")(demo.command)
 
 
