@@ -161,6 +161,7 @@ def system(
         log_format="json",
         flower_basic_auth=f"{USER}:{PASSWORD},second:user-Pa55",
         flower_db=tmp / "flower" / "flower.db",
+        flower_url_prefix="/flower/",  # as behind a reverse proxy
     )
     port = free_port()
     flower = Service(
@@ -168,7 +169,7 @@ def system(
         settings_env(settings),
         tmp / "flower.log",
     )
-    flower_url = f"http://127.0.0.1:{port}"
+    flower_url = f"http://127.0.0.1:{port}/flower"
     flower.start()
     worker = start_worker(settings, tmp, queues=("calls", "maintenance"), concurrency=2)
     engine = build_engine(settings)
@@ -205,6 +206,7 @@ def test_flower_needs_credentials_and_lists_the_finalize_tasks_of_a_real_run(
     assert http_get(system.flower_url + "/api/tasks")[0] == 401
     assert http_get(system.flower_url + "/api/tasks", auth=(USER, "wrong"))[0] == 401
     assert http_get(system.flower_url + "/tasks")[0] == 401, "the UI is protected too"
+    assert http_get(system.flower_url + "/tasks", auth=(USER, PASSWORD))[0] == 200
 
     recorders = _send_calls(system.settings, range(700, 703))
     shown = {f"<call {r.call_id} revision 1>" for r in recorders}
