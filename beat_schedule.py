@@ -40,4 +40,11 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": HOUR,
         "options": {"queue": "maintenance", "expires": HOUR - 5 * MINUTE},
     },
+    # A round trip through the calls queue, so a metric shows that finalize workers consume
+    # (worker/canary.py). Dropped when it waited over 50 s: the canary's age then keeps growing.
+    "canary": {
+        "task": "maintenance.canary",
+        "schedule": MINUTE,
+        "options": {"queue": "calls", "expires": 50},
+    },
 }

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import psycopg
 import redis
+from psycopg import sql
 
 from worker import processes, stack
 from worker.schema import upgrade
@@ -72,7 +73,7 @@ def bench_stack(*, redis: bool = True) -> Iterator[BenchStack]:
 
 def truncate(url: str, tables: tuple[str, ...] = CALL_TABLES) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("TRUNCATE " + ", ".join(tables))
+        conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
         conn.execute("CHECKPOINT")
 
 

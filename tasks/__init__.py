@@ -5,4 +5,10 @@ retry or dead letter. Business logic never lives here, so tests call the service
 """
 
 #: Modules the Celery app loads; every task module of the system is listed here.
-TASK_MODULES: tuple[str, ...] = ("tasks.calls", "tasks.maintenance", "tasks.consistency")
+TASK_MODULES: tuple[str, ...] = (
+    "tasks.calls",
+    "tasks.maintenance",
+    "tasks.consistency",
+    "tasks.canary",
+    "tasks.dead_letters",
+)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from celery import Task
 
 from models.payload import ANNOUNCE_TASK_NAME
@@ -27,7 +26,6 @@ log = get_logger("callstore.tasks.calls")
 def finalize(self: Task, payload: Any) -> dict[str, Any]:
     """Persist a finalized call from the runtime (``models.payload.CallPayload``)."""
     settings = get_settings()
-    structlog.contextvars.bind_contextvars(call_id=str(call_id_of(payload)))
     try:
         result = finalize_call(payload, settings=settings, task_id=self.request.id)
     except DatabaseUnavailable as error:

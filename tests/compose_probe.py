@@ -114,9 +114,23 @@ def check_alembic(argv: list[str]) -> str | None:
     return None
 
 
+def check_callstore(argv: list[str]) -> str | None:
+    """``callstore ...`` resolves through its command groups and takes its options: the same
+    command line with ``--help`` is parsed up to the leaf command (unknown commands and options
+    are refused) without running it."""
+    from typer.testing import CliRunner
+
+    from worker.cli import app
+
+    result = CliRunner().invoke(app, [*argv, "--help"])
+    if result.exit_code != 0:
+        return f"callstore refuses {argv}: {result.output.strip()[-300:]}"
+    return None
+
+
 def check(argv: list[str]) -> str | None:
     program, *args = argv
-    checks = {"celery": check_celery, "alembic": check_alembic}
+    checks = {"celery": check_celery, "alembic": check_alembic, "callstore": check_callstore}
     if program not in checks:
         return f"no check for program {program!r}"
     try:

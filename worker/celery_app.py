@@ -20,24 +20,39 @@ effect. The settings below are the ones that guarantee it:
 
 No database engine exists at import time; each pool process makes its own on first use and
 disposes it on fork and shutdown.
+
+Around every task, ``task_id``, ``task`` and (for a call) ``call_id`` are bound to the log
+context, so every line the task writes carries them. Every message this app sends (retries
+included) shows ``<call ID revision N>`` or a count instead of its arguments, so no call
+content reaches a log line, a task event or Flower. Loaded by ``celery ... flower``, the app
+configures Flower from the settings first (``worker/flower.py``).
 """
 
 from __future__ import annotations
 
+import sys
+from datetime import UTC, datetime
 from typing import Any
 
-from celery import Celery, signals
+import click
+import structlog
+from celery import Celery, Task, signals
 from kombu import Queue  # type: ignore[attr-defined]
 
 import beat_schedule
 from tasks import TASK_MODULES
+from worker.canary import CANARY_TASK, SENT_AT_HEADER
 from worker.db import dispose_engine
+from worker.dead_letter import call_id_of
+from worker.flower import FlowerConfigError, configure_flower
 from worker.log import configure_logging
+from worker.publisher import arguments_repr, keywords_repr
+from worker.queues import QUEUES
 from worker.settings import Settings, settings_or_exit
 
-QUEUES = ("calls", "maintenance", "migration")
-
 TASK_ROUTES = {
+    # The canary goes through the finalize workers' queue: its round trip proves they consume.
+    CANARY_TASK: {"queue": "calls"},
     "calls.*": {"queue": "calls"},
     "maintenance.*": {"queue": "maintenance"},
     "consistency.*": {"queue": "maintenance"},
@@ -90,14 +105,66 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+class CallstoreCelery(Celery):  # type: ignore[misc]
+    """The app: every message it sends (tasks, retries, beat's) shows no argument values.
+
+    ``Task.apply_async``, ``Task.retry`` and beat all publish through ``send_task``.
+    """
+
+    def send_task(self, name: str, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        if options.get("argsrepr") is None:
+            options["argsrepr"] = arguments_repr(args)
+        if options.get("kwargsrepr") is None:
+            options["kwargsrepr"] = keywords_repr(kwargs)
+        return super().send_task(name, args, kwargs, **options)
+
+
+def _invoked_subcommand() -> str | None:
+    """The ``celery`` sub-command loading this module (``worker``, ``beat``, ``flower``...)."""
+    context = click.get_current_context(silent=True)
+    return context.invoked_subcommand if context is not None else None
+
+
 settings = settings_or_exit()
-app = Celery("callstore", include=list(TASK_MODULES))
+app = CallstoreCelery("callstore", include=list(TASK_MODULES))
 app.conf.update(celery_config(settings))
+
+if _invoked_subcommand() == "flower":
+    configure_logging(settings)
+    try:
+        configure_flower(settings)
+    except FlowerConfigError as error:
+        sys.stderr.write(f"callstore: {error}\n")
+        raise SystemExit(2) from None
 
 
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(settings_or_exit())
+
+
+@signals.task_prerun.connect
+def _bind_task_context(task_id: str, task: Task, args: Any = (), **_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+    context: dict[str, str] = {"task_id": task_id, "task": task.name}
+    call_id = call_id_of(args[0]) if args else None
+    if call_id is not None:
+        context["call_id"] = str(call_id)
+    structlog.contextvars.bind_contextvars(**context)
+
+
+@signals.task_postrun.connect
+def _clear_task_context(**_: Any) -> None:
+    structlog.contextvars.clear_contextvars()
+
+
+@signals.before_task_publish.connect
+def _stamp_canary(
+    sender: str | None = None, headers: dict[str, Any] | None = None, **_: Any
+) -> None:
+    """The canary's round trip starts when it is published (by beat)."""
+    if sender == CANARY_TASK and headers is not None:
+        headers.setdefault(SENT_AT_HEADER, datetime.now(UTC).isoformat())
 
 
 @signals.worker_process_init.connect

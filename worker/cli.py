@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from worker.commands import check, dead_letter, demo, partitions, retention, spool, stack
+from worker.commands import check, dead_letter, demo, metrics, partitions, retention, spool, stack
+from worker.commands.common import err_console
+from worker.errors import BrokerUnavailable, DatabaseUnavailable
 
 app = typer.Typer(
     name="callstore",
@@ -18,9 +20,15 @@ app.add_typer(spool.app, name="spool")
 app.add_typer(dead_letter.app, name="dead-letter")
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(retention.app, name="retention")
+app.add_typer(metrics.app, name="metrics")
 app.command("demo")(demo.command)
 app.command("check")(check.command)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except (DatabaseUnavailable, BrokerUnavailable) as error:
+        # An outage, not a bug: one line an operator can act on, no traceback.
+        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
+        raise SystemExit(1) from None

@@ -28,21 +28,26 @@ _engine_pid: int | None = None
 
 def build_engine(settings: Settings) -> Engine:
     """An engine for ``settings``: small pool (one task at a time per process), pre-ping so a
-    restarted PostgreSQL costs one failed check rather than one failed task."""
+    restarted PostgreSQL costs one failed check rather than one failed task. Statement
+    parameters are call data: they are kept out of exception messages (``hide_parameters``),
+    so a failed statement never writes a transcript or a phone number into a log line."""
     engine = create_engine(
         settings.sqlalchemy_url,
         pool_size=settings.database_pool_size,
         max_overflow=2,
         pool_pre_ping=True,
         pool_recycle=1800,
+        hide_parameters=True,
         connect_args={"connect_timeout": 5, "application_name": "callstore"},
     )
-    statement_timeout = settings.statement_timeout_ms
+    statement_timeout = str(int(settings.statement_timeout_ms))
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         with dbapi_connection.cursor() as cursor:
-            cursor.execute(f"SET statement_timeout = {int(statement_timeout)}")
+            cursor.execute(
+                "SELECT set_config('statement_timeout', %s, false)", (statement_timeout,)
+            )
             cursor.execute("SET lock_timeout = '10s'")
         dbapi_connection.commit()
 

@@ -10,17 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
 
 from models.enums import FailedPayloadStatus
 from models.operations import FailedPayload
-from worker.errors import PayloadInvalid
+from worker.db import session_scope
+from worker.errors import BrokerUnavailable, PayloadInvalid
 from worker.validation import validate_payload
 
 _MAX_MESSAGE = 4000
@@ -137,3 +138,75 @@ def mark_replayed(session: Session, dead_letter_id: uuid.UUID, *, task_id: str) 
             replay_task_id=task_id,
         )
     )
+
+
+@dataclass(slots=True)
+class ReplayReport:
+    """What a replay did: rows re-enqueued, rows that still fail validation (with why)."""
+
+    total: int = 0
+    replayed: int = 0
+    refused: list[tuple[uuid.UUID, str]] = field(default_factory=list)
+    broker_error: str | None = None
+
+    def counts(self) -> dict[str, Any]:
+        return {"total": self.total, "replayed": self.replayed, "refused": len(self.refused)}
+
+
+#: ``send(payload) -> task id``; raises ``BrokerUnavailable`` when the broker refuses it.
+SendPayload = Callable[[dict[str, Any]], str]
+#: Called after each batch with the counts so far (a task shows them in Flower).
+Progress = Callable[..., None]
+
+
+def replay_pending(
+    send: SendPayload,
+    *,
+    max_bytes: int,
+    engine: Engine | None = None,
+    batch_size: int = 100,
+    progress: Progress | None = None,
+) -> ReplayReport:
+    """Validate again and re-enqueue every pending dead letter, in batches of short transactions.
+
+    Each batch locks its rows (``FOR UPDATE``), so two replays at once never send a row twice:
+    the second waits, then finds the rows no longer pending. A row that still fails validation
+    stays pending and is reported. If the broker refuses a message, the replay stops; the rows
+    sent before it are marked, the rest stay pending for the next replay.
+    """
+    report = ReplayReport()
+    with session_scope(engine) as session:
+        report.total = count_pending(session)
+    after: uuid.UUID | None = None
+    while report.broker_error is None:
+        with session_scope(engine) as session:
+            statement = (
+                select(FailedPayload)
+                .where(FailedPayload.status == FailedPayloadStatus.PENDING.value)
+                .order_by(col(FailedPayload.id))
+                .limit(batch_size)
+                .with_for_update()
+            )
+            if after is not None:
+                statement = statement.where(col(FailedPayload.id) > after)
+            rows = session.exec(statement).all()
+            if not rows:
+                break
+            for row in rows:
+                assert row.id is not None
+                after = row.id
+                try:
+                    plan = prepare_replay(row, max_bytes=max_bytes)
+                except PayloadInvalid as error:
+                    report.refused.append((row.id, str(error)))
+                    continue
+                try:
+                    task_id = send(plan.payload)
+                except BrokerUnavailable as error:
+                    report.broker_error = str(error)
+                    break
+                mark_replayed(session, plan.id, task_id=task_id)
+                report.replayed += 1
+        if progress is not None:
+            progress(**report.counts())
+    return report

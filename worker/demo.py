@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from worker import processes, stack
 from worker.settings import Settings
@@ -26,6 +27,7 @@ from worker.simulate import simulate_call
 from worker.spool import Spool
 
 FLOWER_PORT = 5555
+METRICS_PORT = 9808
 
 
 @dataclass
@@ -34,6 +36,7 @@ class DemoOptions:
     concurrency: int = 32
     data_dir: Path = Path(".callstore")
     flower_port: int = FLOWER_PORT
+    metrics_port: int = METRICS_PORT
     worker_concurrency: int = 2
     wait_timeout: float = 300.0
     seed: int = 2026
@@ -55,6 +58,7 @@ class DemoRun:
     rows: dict[str, int] = field(default_factory=dict)
     flower_url: str = ""
     flower_credentials: str = ""
+    metrics_url: str = ""
     database_url: str = ""
 
     @property
@@ -77,15 +81,20 @@ class RunningSystem:
     worker: processes.ManagedProcess
     beat: processes.ManagedProcess
     flower: processes.ManagedProcess
+    metrics: processes.ManagedProcess
     flower_credentials: str
 
     def stop(self) -> None:
-        for process in (self.flower, self.beat, self.worker):
+        for process in (self.metrics, self.flower, self.beat, self.worker):
             process.stop()
 
 
 def start_system(options: DemoOptions, *, log: Callable[[str], None]) -> RunningSystem:
-    """The embedded stack plus one worker (all queues), beat and Flower."""
+    """The embedded stack plus one worker (all queues), beat, Flower and the metrics endpoint.
+
+    Flower takes its users and its state file from the settings (``worker/flower.py``), as in
+    production: the demo only sets ``CALLSTORE_FLOWER_BASIC_AUTH`` when none is configured.
+    """
     data_dir = options.data_dir.resolve()
     log(f"starting PostgreSQL and Redis in {data_dir}")
     info = stack.up(data_dir)
@@ -106,9 +115,15 @@ def start_system(options: DemoOptions, *, log: Callable[[str], None]) -> Running
         if settings.flower_basic_auth
         else f"demo:{secrets.token_urlsafe(12)}"
     )
-    env = processes.process_env({**base, "CALLSTORE_FLOWER_BASIC_AUTH": credentials})
+    env = processes.process_env(
+        {
+            **base,
+            "CALLSTORE_FLOWER_BASIC_AUTH": credentials,
+            "CALLSTORE_FLOWER_DB": str(data_dir / "flower.db"),
+        }
+    )
     logs = data_dir / "logs"
-    log("starting a worker, beat and Flower")
+    log("starting a worker, beat, Flower and the metrics endpoint")
     worker = processes.start(
         "worker",
         ["celery", "-A", "worker.celery_app", "worker", "--queues", "calls,maintenance,migration",
@@ -127,12 +142,17 @@ def start_system(options: DemoOptions, *, log: Callable[[str], None]) -> Running
     flower = processes.start(
         "flower",
         ["celery", "-A", "worker.celery_app", "flower", f"--port={options.flower_port}",
-         "--address=127.0.0.1", f"--basic_auth={credentials}", "--persistent=True",
-         f"--db={data_dir / 'flower.db'}"],
+         "--address=127.0.0.1"],
         env=env,
         log_dir=logs,
     )  # fmt: skip
-    system = RunningSystem(settings, env, worker, beat, flower, credentials)
+    metrics = processes.start(
+        "metrics",
+        ["callstore", "metrics", "serve", "--port", str(options.metrics_port)],
+        env=env,
+        log_dir=logs,
+    )
+    system = RunningSystem(settings, env, worker, beat, flower, metrics, credentials)
     try:
         processes.wait_for_log(worker, " ready.", timeout=120)
     except RuntimeError:
@@ -201,11 +221,13 @@ def row_counts(database_url: str) -> dict[str, int]:
         "call_rag_retrievals", "call_rag_chunks", "call_extracted_variables", "call_analysis",
         "call_user_interruptions", "call_tool_executions", "call_events", "failed_payloads",
     )  # fmt: skip
+    counts = {}
     with psycopg.connect(database_url) as conn:
-        return {
-            table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # type: ignore[index]
-            for table in tables
-        }
+        for table in tables:
+            query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+            row = conn.execute(query).fetchone()
+            counts[table] = int(row[0]) if row else 0
+    return counts
 
 
 def run_calls(
@@ -219,6 +241,7 @@ def run_calls(
     run = DemoRun(
         flower_url=f"http://127.0.0.1:{options.flower_port}/",
         flower_credentials=system.flower_credentials,
+        metrics_url=f"http://127.0.0.1:{options.metrics_port}/metrics",
         database_url=system.settings.database_url.get_secret_value(),
     )
     handed_off: dict[uuid.UUID, float] = {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pydantic_core
@@ -39,6 +40,41 @@ registry.register(  # type: ignore[no-untyped-call]
     content_type="application/json",
     content_encoding="utf-8",
 )
+
+
+def payload_repr(payload: Mapping[str, Any]) -> str:
+    """How a call payload appears in logs and Flower: its identity, never its content."""
+    if "revision" not in payload:  # a start announcement
+        return f"<call {payload.get('call_id')} started>"
+    return f"<call {payload.get('call_id')} revision {payload.get('revision')}>"
+
+
+def arguments_repr(args: Sequence[Any] | None) -> str:
+    """What logs, task events and Flower show instead of a task's positional arguments.
+
+    Celery's default is a repr of the arguments themselves, which for a call payload holds
+    transcripts and phone numbers; every message we send carries this instead.
+    """
+    if not args:
+        return "()"
+    first = args[0]
+    if isinstance(first, Mapping) and "call_id" in first:
+        shown = payload_repr(first)
+        return shown if len(args) == 1 else f"{shown} and {len(args) - 1} more argument(s)"
+    if all(isinstance(arg, int | float | bool) or arg is None for arg in args):
+        return repr(tuple(args))
+    return f"<{len(args)} argument(s)>"
+
+
+def keywords_repr(kwargs: Mapping[str, Any] | None) -> str:
+    """The keyword arguments' names (numbers shown), never other values."""
+    if not kwargs:
+        return "{}"
+    shown = {
+        key: value if isinstance(value, int | float | bool) or value is None else "..."
+        for key, value in kwargs.items()
+    }
+    return repr(shown)
 
 
 def client_config(settings: Settings) -> dict[str, Any]:
@@ -115,7 +151,7 @@ class Publisher:
                 serializer=SERIALIZER,
                 retry=True,
                 retry_policy=self._retry_policy,
-                argsrepr=argsrepr if argsrepr is not None else f"<{len(args)} argument(s)>",
+                argsrepr=argsrepr if argsrepr is not None else arguments_repr(args),
                 kwargsrepr="{}",
             )
         except Exception as error:

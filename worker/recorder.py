@@ -26,7 +26,7 @@ from uuid import UUID
 from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode
 from models.payload import ANNOUNCE_TASK_NAME, QUEUE, SCHEMA_VERSION, TASK_NAME
 from worker.errors import BrokerUnavailable
-from worker.publisher import Publisher, get_publisher
+from worker.publisher import Publisher, get_publisher, payload_repr
 from worker.settings import Settings, get_settings
 from worker.spool import Spool
 
@@ -37,13 +37,6 @@ Clock = Callable[[], datetime]
 #: Per-entry overhead of the JSON encoding, used to estimate a payload's size cheaply.
 _ENTRY_OVERHEAD_BYTES = 160
 _SPOOL_CHECK_INTERVAL_SECONDS = 5.0
-
-
-def payload_repr(payload: Mapping[str, Any]) -> str:
-    """How a call payload appears in logs and Flower: identity, never content."""
-    if "revision" not in payload:
-        return f"<call {payload.get('call_id')} started>"
-    return f"<call {payload.get('call_id')} revision {payload.get('revision')}>"
 
 
 def utc_now() -> datetime:

@@ -81,7 +81,15 @@ class Settings(BaseSettings):
 
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Flower's users, ``user:password`` pairs separated by commas (Flower's own format).
     flower_basic_auth: SecretStr | None = None
+    #: Let Flower run without ``CALLSTORE_FLOWER_BASIC_AUTH`` (e.g. behind an authenticating
+    #: proxy). Without either, Flower refuses to start.
+    flower_allow_anonymous: bool = False
+    #: Path prefix when Flower is served under a sub-path of a reverse proxy (``flower``).
+    flower_url_prefix: str = ""
+    #: Where Flower keeps its task history across restarts.
+    flower_db: Path = Path(".callstore/flower.db")
 
     @field_validator("database_url")
     @classmethod

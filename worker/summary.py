@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from psycopg import sql
+
 from models.enums import MessageRole, MetricType
 from models.payload import CallPayload
 
@@ -110,31 +112,33 @@ def compute_summary(payload: CallPayload) -> dict[str, Any]:
     return summary
 
 
-def _in(types: Iterable[MetricType]) -> str:
-    return "metric_type IN (" + ", ".join(f"'{t.value}'" for t in types) + ")"
+def _in(types: Iterable[MetricType]) -> sql.Composable:
+    return sql.SQL("metric_type IN ({})").format(
+        sql.SQL(", ").join(sql.Literal(t.value) for t in types)
+    )
+
+
+def _columns(prefix: str, columns: Iterable[str]) -> sql.Composable:
+    return sql.SQL(", ").join(sql.Identifier(prefix, column) for column in columns)
 
 
 def _recompute_select() -> str:
+    """The statement as text, every identifier quoted by ``psycopg.sql`` (rendered once, at
+    import, so callers can use it as a plain string)."""
+    average = sql.SQL("round(avg(value) FILTER (WHERE {}) * 1000, 2) AS {}")
+    maximum = sql.SQL("round(max(value) FILTER (WHERE {}) * 1000, 2) AS {}")
+    total = sql.SQL("coalesce(round(sum(value) FILTER (WHERE {})), 0)::bigint AS {}")
     metric_aggregates = [
-        *(
-            f"round(avg(value) FILTER (WHERE {_in([t])}) * 1000, 2) AS {column}"
-            for column, t in AVERAGE_MS
-        ),
-        *(
-            f"round(max(value) FILTER (WHERE {_in([t])}) * 1000, 2) AS {column}"
-            for column, t in MAXIMUM_MS
-        ),
-        *(
-            f"coalesce(round(sum(value) FILTER (WHERE {_in(types)})), 0)::bigint AS {column}"
-            for column, types in TOTALS
-        ),
+        *(average.format(_in([t]), sql.Identifier(column)) for column, t in AVERAGE_MS),
+        *(maximum.format(_in([t]), sql.Identifier(column)) for column, t in MAXIMUM_MS),
+        *(total.format(_in(types), sql.Identifier(column)) for column, types in TOTALS),
     ]
-    return f"""
+    statement = sql.SQL("""
 SELECT c.call_id,
        msg.total_turns, msg.total_messages, tr.total_transitions, rag.total_rag_retrievals,
        intr.total_interruptions, tool.total_tool_executions,
-       {", ".join("m." + column for column, _ in (*AVERAGE_MS, *MAXIMUM_MS))},
-       {", ".join("m." + column for column, _ in TOTALS)}
+       {metric_columns},
+       {total_columns}
   FROM calls c
   CROSS JOIN LATERAL (
        SELECT CASE WHEN count(turn_number) > 0 THEN count(DISTINCT turn_number)
@@ -154,10 +158,28 @@ SELECT c.call_id,
        SELECT count(*)::int AS total_tool_executions
          FROM call_tool_executions WHERE call_id = c.call_id) tool
   CROSS JOIN LATERAL (
-       SELECT {", ".join(metric_aggregates)}
+       SELECT {metric_aggregates}
          FROM call_metrics WHERE call_id = c.call_id) m
  WHERE c.call_id = ANY(%(call_ids)s)
-"""
+""").format(
+        metric_columns=_columns("m", (column for column, _ in (*AVERAGE_MS, *MAXIMUM_MS))),
+        total_columns=_columns("m", (column for column, _ in TOTALS)),
+        metric_aggregates=sql.SQL(", ").join(metric_aggregates),
+    )
+    return statement.as_string()
+
+
+def _update_summary() -> str:
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Identifier("s", column))
+        for column in SUMMARY_COLUMNS
+    )
+    statement = sql.SQL("""
+UPDATE calls SET {assignments}
+  FROM ({recompute}) s
+ WHERE calls.call_id = s.call_id
+""").format(assignments=assignments, recompute=sql.SQL(RECOMPUTE_SQL))
+    return statement.as_string()
 
 
 #: Recomputes the summary of the calls in ``%(call_ids)s`` (a uuid[]) from their stored
@@ -165,8 +187,4 @@ SELECT c.call_id,
 RECOMPUTE_SQL = _recompute_select()
 
 #: Rewrites the stored summary of the calls in ``%(call_ids)s`` from their children.
-UPDATE_SQL = f"""
-UPDATE calls SET {", ".join(f"{c} = s.{c}" for c in SUMMARY_COLUMNS)}
-  FROM ({RECOMPUTE_SQL}) s
- WHERE calls.call_id = s.call_id
-"""
+UPDATE_SQL = _update_summary()

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
+from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
@@ -53,10 +54,11 @@ def upgrade() -> None:
     op.execute(SET_UPDATED_AT)
     _create_tables()
     for table in UPDATED_AT_TABLES:
-        op.execute(
-            f"CREATE TRIGGER {table}_set_updated_at BEFORE UPDATE ON {table}"
+        trigger = sql.SQL(
+            "CREATE TRIGGER {trigger} BEFORE UPDATE ON {table}"
             " FOR EACH ROW EXECUTE FUNCTION set_updated_at()"
-        )
+        ).format(trigger=sql.Identifier(f"{table}_set_updated_at"), table=sql.Identifier(table))
+        op.execute(trigger.as_string())
     if not op.get_context().as_sql:
         connection = op.get_bind().connection.driver_connection
         assert connection is not None

@@ -12,6 +12,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import Engine
 
 from tests import factories
@@ -92,7 +93,9 @@ def test_a_missing_future_partition_is_named(
     settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any]
 ) -> None:
     next_month = add_months(month_start(NOW), 1)
-    conn.execute(f'DROP TABLE "{partition_name("call_metrics", next_month)}"')
+    conn.execute(
+        sql.SQL("DROP TABLE {}").format(sql.Identifier(partition_name("call_metrics", next_month)))
+    )
     assert _found(settings, full=True) == [
         ("missing_partition", {"table": "call_metrics", "month": next_month.isoformat()[:7]})
     ]

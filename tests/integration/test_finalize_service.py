@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Engine
 
 from tests import factories
@@ -13,7 +14,8 @@ from worker.settings import Settings
 
 
 def _count(conn: psycopg.Connection[Any], table: str, call_id: str) -> int:
-    row = conn.execute(f"SELECT count(*) FROM {table} WHERE call_id = %s", (call_id,)).fetchone()
+    query = sql.SQL("SELECT count(*) FROM {} WHERE call_id = %s").format(sql.Identifier(table))
+    row = conn.execute(query, (call_id,)).fetchone()
     assert row is not None
     return int(row[0])
 

@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 from psycopg.rows import dict_row
 from sqlalchemy import Engine
 
@@ -23,9 +24,11 @@ from worker.settings import Settings
 from worker.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS
 
 
-def _rows(conn: psycopg.Connection[Any], sql: str, *params: Any) -> list[dict[str, Any]]:
+def _rows(
+    conn: psycopg.Connection[Any], query: str | sql.Composed, *params: Any
+) -> list[dict[str, Any]]:
     with conn.cursor(row_factory=dict_row) as cursor:
-        return cursor.execute(sql, params).fetchall()
+        return cursor.execute(query, params).fetchall()
 
 
 def test_a_rich_call_round_trips_field_by_field(
@@ -279,8 +282,9 @@ def test_python_and_sql_summaries_agree(
         for i, t in enumerate(turns)
     ]
     finalize_call(body, settings=settings, task_id="p", engine=engine)
+    columns = sql.SQL(", ").join(map(sql.Identifier, SUMMARY_COLUMNS))
     stored = _rows(
-        conn, f"SELECT {', '.join(SUMMARY_COLUMNS)} FROM calls WHERE call_id = %s", body["call_id"]
+        conn, sql.SQL("SELECT {} FROM calls WHERE call_id = %s").format(columns), body["call_id"]
     )
     recomputed = _rows(
         conn, RECOMPUTE_SQL.replace("%(call_ids)s", "%s"), [uuid.UUID(body["call_id"])]

@@ -18,6 +18,7 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import Engine
 
 from models.base import PARTITIONED_TABLES
@@ -155,7 +156,9 @@ def test_retention_off_changes_nothing(
 def _snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
     counts = {}
     for table in ("calls", "call_events", *PARTITIONED_TABLES, "archived_partitions"):
-        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        ).fetchone()
         counts[table] = row[0] if row else None
     return {"counts": counts, "months": attached_months(conn), "archive": _archive_tables(conn)}
 
@@ -205,8 +208,9 @@ def test_exports_are_verified_before_the_drop_and_a_mismatch_keeps_the_partition
 
     # The export restores: COPY it back into a table shaped like the parent.
     conn.execute("CREATE TEMP TABLE restored (LIKE call_messages)")
-    columns = ", ".join(manifest["columns"])
-    with conn.cursor() as cursor, cursor.copy(f"COPY restored ({columns}) FROM STDIN") as copy:
+    columns = sql.SQL(", ").join(map(sql.Identifier, manifest["columns"]))
+    statement = sql.SQL("COPY restored ({}) FROM STDIN").format(columns)
+    with conn.cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(gzip.decompress(Path(january.export_path).read_bytes()))
     row = conn.execute("SELECT count(*) FROM restored").fetchone()
     assert row == (january.row_count,)

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from sqlalchemy import Engine
 
 from models.base import PARTITIONED_TABLES
@@ -73,7 +74,7 @@ def test_rotation_aligns_the_tables_and_makes_months_stored_calls_need(
     )
     conn.execute("DELETE FROM call_messages")
     for table in PARTITIONED_TABLES:
-        conn.execute(f"DROP TABLE {table}_2026_05")
+        conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(f"{table}_2026_05")))
     result = rotate_partitions(conn, today=date(2026, 8, 1), months_ahead=1)
     months = attached_months(conn)
     for table in PARTITIONED_TABLES:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -89,29 +89,44 @@ def replay(
         fail("give either an ID or --all", code=2)
     settings = settings_or_exit()
     publisher = get_publisher(settings)
-    replayed = refused = 0
-    with session_scope() as session:
-        if all_:
-            rows = list(dead_letter.pending(session, limit=100_000))
-        else:
-            row = dead_letter.get(session, _parse_id(dead_letter_id or ""))
-            if row is None:
-                fail(f"no dead letter {dead_letter_id}")
-            rows = [row]
-        for row in rows:
-            try:
-                plan = dead_letter.prepare_replay(row, max_bytes=settings.max_payload_bytes)
-            except PayloadInvalid as error:
-                refused += 1
-                console.print(f"[yellow]not replayed[/] {row.id}: {error}", highlight=False)
-                continue
-            try:
-                task_id = publisher.send(TASK_NAME, args=[plan.payload], queue=QUEUE)
-            except BrokerUnavailable as error:
-                fail(f"broker unavailable, nothing more replayed: {error}")
-            dead_letter.mark_replayed(session, plan.id, task_id=task_id)
-            replayed += 1
-            console.print(f"replayed {row.id} as task {task_id}", highlight=False)
-    console.print(f"{replayed} replayed, {refused} still invalid", highlight=False)
-    if refused and not replayed:
+
+    def send(payload: dict[str, Any]) -> str:
+        return publisher.send(TASK_NAME, args=[payload], queue=QUEUE)
+
+    if all_:
+        report = dead_letter.replay_pending(send, max_bytes=settings.max_payload_bytes)
+    else:
+        report = _replay_one(_parse_id(dead_letter_id or ""), send, settings.max_payload_bytes)
+    for row_id, reason in report.refused:
+        console.print(f"[yellow]not replayed[/] {row_id}: {reason}", highlight=False)
+    console.print(
+        f"{report.replayed} replayed, {len(report.refused)} still invalid", highlight=False
+    )
+    if report.broker_error:
+        fail(f"broker unavailable, nothing more replayed: {report.broker_error}")
+    if report.refused and not report.replayed:
         raise typer.Exit(1)
+
+
+def _replay_one(
+    dead_letter_id: uuid.UUID, send: dead_letter.SendPayload, max_bytes: int
+) -> dead_letter.ReplayReport:
+    report = dead_letter.ReplayReport(total=1)
+    with session_scope() as session:
+        row = dead_letter.get(session, dead_letter_id)
+        if row is None:
+            fail(f"no dead letter {dead_letter_id}")
+        try:
+            plan = dead_letter.prepare_replay(row, max_bytes=max_bytes)
+        except PayloadInvalid as error:
+            report.refused.append((dead_letter_id, str(error)))
+            return report
+        try:
+            task_id = send(plan.payload)
+        except BrokerUnavailable as error:
+            report.broker_error = str(error)
+            return report
+        dead_letter.mark_replayed(session, plan.id, task_id=task_id)
+        report.replayed = 1
+        console.print(f"replayed {row.id} as task {task_id}", highlight=False)
+    return report

@@ -21,7 +21,10 @@ def command(
     calls: Annotated[int, typer.Option("--calls", min=1, help="How many calls to simulate.")] = 200,
     keep_running: Annotated[
         bool,
-        typer.Option("--keep-running", help="Leave worker, beat and Flower running until Ctrl-C."),
+        typer.Option(
+            "--keep-running",
+            help="Leave worker, beat, Flower and the metrics endpoint running until Ctrl-C.",
+        ),
     ] = False,
     data_dir: Annotated[
         Path, typer.Option("--data-dir", help="Where the embedded servers keep their data.")
@@ -30,11 +33,16 @@ def command(
         int, typer.Option(min=1, max=1000, help="Calls finalized at the same time.")
     ] = 32,
     flower_port: Annotated[int, typer.Option(min=1, max=65535)] = demo.FLOWER_PORT,
+    metrics_port: Annotated[int, typer.Option(min=1, max=65535)] = demo.METRICS_PORT,
 ) -> None:
-    """Start PostgreSQL, Redis, a worker, beat and Flower; push simulated calls through
-    ``CallRecorder``; show what was persisted."""
+    """Start PostgreSQL, Redis, a worker, beat, Flower and the metrics endpoint; push simulated
+    calls through ``CallRecorder``; show what was persisted."""
     options = demo.DemoOptions(
-        calls=calls, concurrency=concurrency, data_dir=data_dir, flower_port=flower_port
+        calls=calls,
+        concurrency=concurrency,
+        data_dir=data_dir,
+        flower_port=flower_port,
+        metrics_port=metrics_port,
     )
     try:
         system = demo.start_system(options, log=lambda line: console.print(f"[dim]{line}[/]"))
@@ -59,8 +67,9 @@ def command(
         _report(run)
         if keep_running:
             console.print(
-                f"\nworker, beat and Flower keep running; Flower: {run.flower_url} "
-                f"(user:password {run.flower_credentials}). Ctrl-C to stop.",
+                f"\nworker, beat, Flower and metrics keep running; Flower: {run.flower_url} "
+                f"(user:password {run.flower_credentials}), metrics: {run.metrics_url}. "
+                "Ctrl-C to stop.",
                 soft_wrap=True,
             )
             stop = threading.Event()
@@ -86,6 +95,7 @@ def _report(run: demo.DemoRun) -> None:
     console.print(
         f"Flower: {run.flower_url}  (basic auth {run.flower_credentials})", soft_wrap=True
     )
+    console.print(f"Metrics: {run.metrics_url}", soft_wrap=True)
     console.print("Try a query:", soft_wrap=True)
     console.print(
         f"  {demo.psql_path()} '{run.database_url}' -c '{demo.example_query()}'",
