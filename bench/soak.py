@@ -298,6 +298,8 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
             broker_visibility_timeout=config.visibility_timeout,
             finalize_retry_backoff_max=5,
             publish_timeout_seconds=1.0,
+            # A message lost in the broker's window comes back from the outbox within the run.
+            outbox_redeliver_seconds=2.0 * config.visibility_timeout,
         )
         env = worker_env(settings)
         log_dir = bench.paths.data_dir / "logs"

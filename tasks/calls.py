@@ -17,6 +17,7 @@ from worker.errors import DatabaseUnavailable, PermanentError
 from worker.finalize import FinalizeResult, finalize_call, give_up
 from worker.log import get_logger
 from worker.settings import get_settings
+from worker.settlement import settle
 from worker.validation import encode
 
 log = get_logger("callstore.tasks.calls")
@@ -33,6 +34,7 @@ def finalize(self: Task, payload: Any) -> dict[str, Any]:
         raise _retry(self, error) from error
     except Exception as error:  # transient errors and unforeseen bugs: retry, then dead-letter
         result = _retry_or_dead_letter(self, payload, error)
+    settle(settings, payload)  # stored or dead-lettered: the runtime may forget it
     return result.as_dict()
 
 

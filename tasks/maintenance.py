@@ -18,7 +18,7 @@ from worker.celery_app import app
 from worker.db import maintenance_connection
 from worker.errors import MaintenanceIncomplete
 from worker.jobs import exclusive_job
-from worker.publisher import flush_spool as flush_spool_dir
+from worker.publisher import drain
 from worker.settings import get_settings
 
 #: Retention stops deleting and detaching after this long; the next run goes on.
@@ -77,11 +77,14 @@ def flush_spool(self: Task) -> dict[str, Any]:
     with exclusive_job(settings, "flush_spool") as job:
         if job is None:
             return SKIPPED
-        result = flush_spool_dir(settings, limit=SPOOL_FLUSH_LIMIT)
+        drained = drain(settings, limit=SPOOL_FLUSH_LIMIT)
+        result = drained.flushed
         job.details.update(
             sent=result.sent,
             remaining=result.remaining,
             corrupt=result.corrupt,
-            broker_error=result.broker_error,
+            broker_error=result.broker_error or drained.reconciled.broker_error,
+            outbox_settled=drained.reconciled.settled,
+            outbox_redelivered=drained.reconciled.redelivered,
         )
         return job.details

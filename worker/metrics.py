@@ -14,11 +14,8 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import psycopg
-import redis
-from kombu.transport.redis import PRIORITY_STEPS, Channel
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
@@ -26,7 +23,7 @@ from models.enums import FailedPayloadStatus
 from worker import canary
 from worker.log import get_logger
 from worker.partitions import horizon
-from worker.queues import QUEUES
+from worker.queues import queue_depths, redis_client
 from worker.settings import Settings
 from worker.spool import Spool
 
@@ -37,36 +34,6 @@ TIMEOUT_SECONDS = 2.0
 
 
 # -- Redis -----------------------------------------------------------------------------------
-
-
-def redis_client(broker_url: str, *, timeout: float = TIMEOUT_SECONDS) -> redis.Redis:
-    """A Redis client for a Celery broker URL (``redis://``, ``rediss://``, ``redis+socket://``)."""
-    parts = urlsplit(broker_url)
-    if parts.scheme == "redis+socket":
-        db = parse_qs(parts.query).get("virtual_host", ["0"])[0]
-        return redis.Redis(
-            unix_socket_path=parts.path,
-            db=int(db or 0),
-            password=parts.password,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-        )
-    return redis.Redis.from_url(broker_url, socket_timeout=timeout, socket_connect_timeout=timeout)
-
-
-def queue_keys(queue: str) -> list[str]:
-    """The Redis lists holding ``queue``'s messages: kombu adds one per priority step."""
-    return [f"{queue}{Channel.sep}{step}" if step else queue for step in PRIORITY_STEPS]
-
-
-def queue_depths(client: redis.Redis, queues: tuple[str, ...] = QUEUES) -> dict[str, int]:
-    """Messages waiting in each queue (not counting those a worker has taken)."""
-    pipe = client.pipeline(transaction=False)
-    for queue in queues:
-        for key in queue_keys(queue):
-            pipe.llen(key)
-    lengths = iter(pipe.execute())
-    return {queue: sum(int(next(lengths)) for _ in queue_keys(queue)) for queue in queues}
 
 
 # -- PostgreSQL ------------------------------------------------------------------------------

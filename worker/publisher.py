@@ -11,17 +11,22 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pydantic_core
+import redis
 from celery import Celery
 from kombu.serialization import registry
 from kombu.utils import json as kombu_json
 
+from worker import settlement
 from worker.errors import BrokerUnavailable
+from worker.queues import redis_client
 from worker.settings import Settings
-from worker.spool import FlushResult, Spool
+from worker.spool import FlushResult, ReconcileResult, Spool
 
 #: The serializer producers use: standard JSON (``application/json``, what every worker accepts
 #: and decodes with kombu's own decoder), encoded by pydantic-core, which is about five times
@@ -180,15 +185,50 @@ def get_publisher(settings: Settings) -> Publisher:
         return _publisher
 
 
-def flush_spool(settings: Settings, *, limit: int | None = None) -> FlushResult:
-    """Re-publish the calls spooled in ``CALLSTORE_SPOOL_DIR``, oldest first.
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What one pass over the spool and the outbox did."""
 
-    ``callstore spool flush`` runs it on the runtime's host; the ``maintenance.flush_spool``
-    beat task runs it where the spool is on a volume the workers share.
+    flushed: FlushResult
+    reconciled: ReconcileResult
+
+
+def drain(
+    settings: Settings,
+    *,
+    publisher: Publisher | None = None,
+    limit: int | None = None,
+    now: float | None = None,
+) -> DrainResult:
+    """Re-publish spooled calls (oldest first), then reconcile the outbox: forget settled calls,
+    publish again those unsettled for too long (``worker.settlement``).
+
+    The recorder runs it in the background; ``callstore spool flush`` runs it on the runtime's
+    host; the ``maintenance.flush_spool`` beat task runs it where the spool is on a volume the
+    workers share.
     """
-    publisher = get_publisher(settings)
+    publisher = publisher or get_publisher(settings)
+    spool = Spool(settings.spool_dir)
 
     def send(task: str, queue: str, args: list[Any]) -> str:
         return publisher.send(task, args=list(args), queue=queue)
 
-    return Spool(settings.spool_dir).flush(send, limit=limit)
+    flushed = spool.flush(send, limit=limit)
+    if not spool.sent_entries():
+        return DrainResult(flushed, ReconcileResult())
+    client = redis_client(
+        settings.broker_url.get_secret_value(), timeout=settings.publish_timeout_seconds
+    )
+    try:
+        reconciled = spool.reconcile_sent(
+            settled=lambda ids: settlement.settled_revisions(client, ids),
+            in_flight=lambda ids: settlement.in_flight(client, ids),
+            send=send,
+            now=time.time() if now is None else now,
+            redeliver_after=settings.outbox_redeliver_seconds,
+        )
+    except redis.RedisError as error:
+        reconciled = ReconcileResult(broker_error=f"{type(error).__name__}: {error}")
+    finally:
+        client.close()
+    return DrainResult(flushed, reconciled)

@@ -26,7 +26,7 @@ from uuid import UUID
 from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode
 from models.payload import ANNOUNCE_TASK_NAME, QUEUE, SCHEMA_VERSION, TASK_NAME
 from worker.errors import BrokerUnavailable
-from worker.publisher import Publisher, get_publisher, payload_repr
+from worker.publisher import Publisher, drain, get_publisher, payload_repr
 from worker.settings import Settings, get_settings
 from worker.spool import Spool
 
@@ -51,33 +51,48 @@ def _json_value(value: Any) -> Any:
 
 
 class _SpoolDrainer:
-    """Drains a spool in a background thread after the broker has answered again."""
+    """Drains the spool and reconciles the outbox in one background thread per spool.
+
+    Started by every hand-off; it loops while anything is spooled or waits for its settlement,
+    so a call whose message a worker lost is published again even if this runtime finalizes no
+    further call. Each loop uses the settings and publisher of the latest hand-off.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._running = False
-        self._last_check = 0.0
+        self._settings: Settings | None = None
+        self._publisher: Publisher | None = None
 
-    def maybe_start(self, spool: Spool, publisher: Publisher) -> None:
-        now = time.monotonic()
+    def maybe_start(self, settings: Settings, spool: Spool, publisher: Publisher) -> None:
         with self._lock:
-            if self._running or now - self._last_check < _SPOOL_CHECK_INTERVAL_SECONDS:
-                return
-            self._last_check = now
-            if spool.is_empty():
+            self._settings, self._publisher = settings, publisher
+            if self._running:
                 return
             self._running = True
         threading.Thread(
-            target=self._drain, args=(spool, publisher), name="callstore-spool", daemon=True
+            target=self._drain, args=(spool,), name="callstore-spool", daemon=True
         ).start()
 
-    def _drain(self, spool: Spool, publisher: Publisher) -> None:
+    def _drain(self, spool: Spool) -> None:
         try:
-            result = spool.flush(
-                lambda task, queue, args: publisher.send(task, args=args, queue=queue)
-            )
-            if result.sent:
-                logger.info("spool drained", extra={"sent": result.sent, "left": result.remaining})
+            while True:
+                time.sleep(_SPOOL_CHECK_INTERVAL_SECONDS)
+                with self._lock:
+                    settings, publisher = self._settings, self._publisher
+                assert settings is not None
+                assert publisher is not None
+                result = drain(settings, publisher=publisher)
+                if result.flushed.sent or result.reconciled.redelivered:
+                    logger.info(
+                        "spool drained",
+                        extra={
+                            "sent": result.flushed.sent,
+                            "published_again": result.reconciled.redelivered,
+                        },
+                    )
+                if spool.is_empty() and not spool.sent_entries():
+                    return
         except Exception:  # a background drain must never take the runtime down
             logger.exception("spool drain failed")
         finally:
@@ -85,7 +100,16 @@ class _SpoolDrainer:
                 self._running = False
 
 
-_drainer = _SpoolDrainer()
+_drainers: dict[str, _SpoolDrainer] = {}
+_drainers_lock = threading.Lock()
+
+
+def _drainer_for(spool: Spool) -> _SpoolDrainer:
+    """One drainer per spool directory (a process normally has exactly one)."""
+    key = str(spool.directory.resolve())
+    with _drainers_lock:
+        return _drainers.setdefault(key, _SpoolDrainer())
+
 
 #: Announcements are sent from here so that constructing a recorder never waits on the network.
 _announcer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callstore-announce")
@@ -464,8 +488,19 @@ class CallRecorder:
                 extra={"task": task, "call_id": payload["call_id"], "spool_file": str(path),
                        "broker_error": str(error)},
             )  # fmt: skip
+            _drainer_for(spool).maybe_start(settings, spool, publisher)
             return "spooled"
-        _drainer.maybe_start(spool, publisher)
+        if task == TASK_NAME:
+            try:
+                spool.record_sent(
+                    task, QUEUE, args, key=payload["call_id"], revision=payload["revision"]
+                )
+            except OSError as error:  # enqueued all the same; only the broker's window is open
+                logger.warning(
+                    "call enqueued but not kept in the outbox",
+                    extra={"call_id": payload["call_id"], "outbox_error": str(error)},
+                )
+        _drainer_for(spool).maybe_start(settings, spool, publisher)
         return "enqueued"
 
     def deliver(self, payload: dict[str, Any]) -> bool:

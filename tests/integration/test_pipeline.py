@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from models.payload import QUEUE, TASK_NAME
 from tests import factories
@@ -190,3 +191,25 @@ def test_the_recorder_drains_its_spool_once_the_broker_answers(
     assert asyncio.run(live.finalize_and_write(status="ended")) is True
     wait_until(lambda: Spool(settings.spool_dir).is_empty(), timeout=30, what="the spool to drain")
     wait_until(lambda: _persisted(database) == 2, timeout=60, what="both calls persisted")
+
+
+def test_a_call_the_broker_loses_is_published_again_from_the_outbox(
+    settings: Settings, database: Database, tmp_path: Path, redis_client: redis.Redis
+) -> None:
+    """A worker killed between taking a message off Redis and recording it as unacknowledged
+    loses that message (celery/celery#7950); the runtime's outbox publishes the call again."""
+    quick = settings.model_copy(update={"outbox_redeliver_seconds": 1.0})
+    rec = factories.recorder(600, settings=quick)
+    assert asyncio.run(rec.finalize_and_write(status="ended")) is True
+    assert redis_client.rpop("calls") is not None  # the message vanishes, as in that window
+    assert Spool(quick.spool_dir).stats().unsettled == 1
+    worker = start_worker(quick, tmp_path)
+    try:
+        wait_until(lambda: _persisted(database) == 1, timeout=60, what="the lost call persisted")
+        wait_until(
+            lambda: Spool(quick.spool_dir).stats().unsettled == 0,
+            timeout=30,
+            what="the outbox to forget the settled call",
+        )
+    finally:
+        worker.stop()

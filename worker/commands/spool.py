@@ -6,7 +6,7 @@ import typer
 
 from worker.commands.common import console, fail
 from worker.errors import BrokerUnavailable
-from worker.publisher import flush_spool
+from worker.publisher import drain
 from worker.settings import settings_or_exit
 from worker.spool import Spool
 
@@ -21,23 +21,27 @@ def status() -> None:
     age = f"{stats.oldest_age_seconds:.0f}s" if stats.oldest_age_seconds is not None else "-"
     console.print(
         f"spool {settings.spool_dir}: {stats.files} file(s), oldest {age}, "
-        f"{stats.corrupt} set aside as corrupt",
+        f"{stats.corrupt} set aside as corrupt; {stats.unsettled} published call(s) not yet "
+        "settled by a worker",
         highlight=False,
     )
 
 
 @app.command("flush")
 def flush() -> None:
-    """Re-enqueue every spooled call (oldest first); exits 1 if the broker is still down."""
+    """Re-enqueue every spooled call (oldest first) and reconcile the outbox of published calls;
+    exits 1 if the broker is still down."""
     settings = settings_or_exit()
     try:
-        result = flush_spool(settings)
+        drained = drain(settings)
     except BrokerUnavailable as error:  # pragma: no cover - flush catches it per file
         fail(str(error))
+    result, outbox = drained.flushed, drained.reconciled
     console.print(
         f"re-enqueued {result.sent}, left {result.remaining}, locked by another flusher "
-        f"{result.skipped_locked}, set aside as corrupt {result.corrupt}",
+        f"{result.skipped_locked}, set aside as corrupt {result.corrupt}; outbox: "
+        f"{outbox.settled} settled, {outbox.redelivered} published again, {outbox.waiting} waiting",
         highlight=False,
     )
-    if result.broker_error:
-        fail(f"broker still unavailable: {result.broker_error}")
+    if result.broker_error or outbox.broker_error:
+        fail(f"broker still unavailable: {result.broker_error or outbox.broker_error}")
