@@ -376,6 +376,8 @@ def test_the_metrics_endpoint_shows_live_values_and_the_canary_round_trip(
         task_id="t-740",
         engine=system.engine,
     )
+    # A spool of its own: the recorders of earlier tests in this process drain theirs.
+    settings = settings.model_copy(update={"spool_dir": tmp_path / "metrics-spool"})
     Spool(settings.spool_dir).put(TASK_NAME, QUEUE, [{}], reason="test", key="spooled")
     with exclusive_job(settings, "rotate_partitions") as job:
         assert job is not None
