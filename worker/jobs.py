@@ -50,7 +50,8 @@ ON CONFLICT (job) DO UPDATE SET last_status = EXCLUDED.last_status,
 """
 _FINISH = """
 UPDATE job_runs SET last_status = %(status)s, last_finished_at = now(),
-       last_success_at = CASE WHEN %(status)s = 'succeeded' THEN now() ELSE last_success_at END,
+       last_success_at = CASE WHEN %(status)s::varchar = 'succeeded' THEN now()
+                              ELSE last_success_at END,
        last_error = %(error)s, last_duration_ms = %(duration_ms)s, last_details = %(details)s
  WHERE job = %(job)s
 """
