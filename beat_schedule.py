@@ -10,4 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-BEAT_SCHEDULE: dict[str, dict[str, Any]] = {}
+BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
+    # Legacy Azure data: each run works through batches for up to 20 s (tasks/migration.py).
+    "migration.run_batch": {
+        "task": "migration.run_batch",
+        "schedule": 30.0,
+        "options": {"queue": "migration", "expires": 25},
+    },
+}

@@ -18,6 +18,7 @@ from models.calls import (
     CallTranscript,
     CallUserInterruption,
 )
+from models.migration import MigrationCheckpoint, MigrationReject
 from models.operations import FailedPayload, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
@@ -43,6 +44,8 @@ __all__ = [
     "Customer",
     "FailedPayload",
     "JobRun",
+    "MigrationCheckpoint",
+    "MigrationReject",
     "Organization",
     "OrganizationMember",
     "SystemPrompt",

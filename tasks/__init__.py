@@ -5,4 +5,4 @@ retry or dead letter. Business logic never lives here, so tests call the service
 """
 
 #: Modules the Celery app loads; every task module of the system is listed here.
-TASK_MODULES: tuple[str, ...] = ("tasks.calls",)
+TASK_MODULES: tuple[str, ...] = ("tasks.calls", "tasks.migration")

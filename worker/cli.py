@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.commands import dead_letter, spool, stack
+from worker.commands import dead_letter, migrate, spool, stack
 
 app = typer.Typer(
     name="callstore",
@@ -16,6 +16,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(spool.app, name="spool")
 app.add_typer(dead_letter.app, name="dead-letter")
+app.add_typer(migrate.app, name="migrate")
 
 
 def main() -> None:

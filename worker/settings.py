@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     statement_timeout_ms: Annotated[int, Field(ge=0)] = 60_000
 
     migration_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    #: Each pass over a legacy source re-reads entities this much older than the last watermark,
+    #: so a write whose service Timestamp lags behind (clock skew between storage nodes, a write
+    #: in flight while the pass went by) is still picked up.
+    migration_overlap_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
 
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
