@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     azure_connection_string: SecretStr | None = Field(
         default=None, description="Connection string of the legacy Azure Storage account."
     )
+    #: Retries of each Azure request (by the SDK) before a migration batch gives up and its task
+    #: is retried by Celery, and the base of their exponential backoff.
+    azure_retry_total: Annotated[int, Field(ge=0, le=20)] = 4
+    azure_retry_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 0.8
 
     retention_days: Annotated[int, Field(ge=0, le=36500)] = 365
     retention_grace_days: Annotated[int, Field(ge=0, le=365)] = 7

@@ -43,7 +43,7 @@ from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
 from worker.azure.writer import Problem, Writer, Written
 from worker.db import get_engine, raw_connection, session_scope
-from worker.errors import ConstraintViolation, classify
+from worker.errors import ConstraintViolation, PartitionMissing, classify
 from worker.finalize import partition_guard
 from worker.jobs import exclusive_job
 from worker.log import get_logger
@@ -174,6 +174,7 @@ def run_batches(
     engine: Engine | None = None,
     on_batch: Callable[[BatchResult], None] | None = None,
     progress: Progress | None = None,
+    log_batches: bool = True,
 ) -> RunResult:
     """Batches until every source is caught up (a whole round changed nothing), or
     ``max_batches`` ran, or ``deadline_s`` seconds passed; under the job lock throughout.
@@ -196,6 +197,8 @@ def run_batches(
                 mark = time.monotonic()
                 for work in planned:
                     result = _write_batch(engine, state, work, opts, now=clock(), since=mark)
+                    if log_batches:
+                        _log(result)
                     mark = time.monotonic()
                     results.append(result)
                     _report(results, on_batch, progress)
@@ -349,7 +352,53 @@ def _write_batch(
     now: datetime,
     since: float,
 ) -> BatchResult:
-    created = partition_guard.ensure(engine, _message_months(work))
+    months = _message_months(work)
+    created = partition_guard.ensure(engine, months)
+    try:
+        draft, summaries, synthesized = _write_transaction(engine, state, work, opts, now, since)
+    except PartitionMissing:
+        # A month was dropped (retention) or made elsewhere since this process last looked.
+        partition_guard.forget()
+        created += partition_guard.ensure(engine, months)
+        draft, summaries, synthesized = _write_transaction(engine, state, work, opts, now, since)
+    state.update(draft)
+    elapsed = time.monotonic() - since
+    return BatchResult(
+        sources=tuple(summaries),
+        round_complete=len({c.passes for c in state.values()}) == 1,
+        caught_up=checkpoints.caught_up(state),
+        synthesized_calls=synthesized,
+        partitions_created=len(created),
+        duration_s=elapsed,
+    )
+
+
+def _log(result: BatchResult) -> None:
+    log.info(
+        "migration batch",
+        action="migration_batch",
+        scanned=result.scanned,
+        migrated=result.migrated,
+        rejected=result.rejected,
+        synthesized_calls=result.synthesized_calls,
+        partitions_created=result.partitions_created,
+        round_complete=result.round_complete,
+        caught_up=result.caught_up,
+        duration_ms=round(result.duration_s * 1000, 1),
+    )
+
+
+def _write_transaction(
+    engine: Engine,
+    state: dict[str, Checkpoint],
+    work: Sequence[_Work],
+    opts: Options,
+    now: datetime,
+    since: float,
+) -> tuple[dict[str, Checkpoint], list[SourceBatch], int]:
+    """Write ``work`` and its checkpoints in one transaction. The checkpoints are moved on a
+    draft, which the caller keeps only once the transaction committed."""
+    draft = {item.source.name: copy.copy(state[item.source.name]) for item in work}
     synthesized = 0
     summaries: list[SourceBatch] = []
     with session_scope(engine) as session:
@@ -363,7 +412,7 @@ def _write_batch(
             rejected = _keep_rejects(writer, item, written.problems)
             if item.source is sources.CALL_TRANSCRIPTS:
                 writer.finish_calls(written.calls, removed=written.removed)
-            checkpoint = state[item.source.name]
+            checkpoint = draft[item.source.name]
             if item.started_pass:
                 checkpoint.start_pass(opts.overlap)
             for page in item.pages:
@@ -381,31 +430,9 @@ def _write_batch(
                     item.pass_complete,
                 )
             )
-        elapsed = time.monotonic() - since
-        _share_time(state, work, elapsed)
-        checkpoints.save(conn, [state[item.source.name] for item in work])
-
-    result = BatchResult(
-        sources=tuple(summaries),
-        round_complete=len({c.passes for c in state.values()}) == 1,
-        caught_up=checkpoints.caught_up(state),
-        synthesized_calls=synthesized,
-        partitions_created=len(created),
-        duration_s=elapsed,
-    )
-    log.info(
-        "migration batch",
-        action="migration_batch",
-        scanned=result.scanned,
-        migrated=result.migrated,
-        rejected=result.rejected,
-        synthesized_calls=synthesized,
-        partitions_created=len(created),
-        round_complete=result.round_complete,
-        caught_up=result.caught_up,
-        duration_ms=round(elapsed * 1000, 1),
-    )
-    return result
+        _share_time(draft, work, time.monotonic() - since)
+        checkpoints.save(conn, draft.values())
+    return draft, summaries, synthesized
 
 
 def _message_months(work: Sequence[_Work]) -> set[date]:

@@ -35,19 +35,23 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 class RetryOptions:
     """How hard the SDKs try before a batch gives up (and Celery retries it later).
 
-    Tables wait ``backoff_factor * 2 ** (attempt - 1)`` seconds (at most ``backoff_max``); Blob
-    waits ``blob_initial_backoff + blob_increment_base ** attempt`` seconds, jittered by
-    ``blob_jitter``. The defaults give up after about 15 s of trouble.
+    Tables waits ``backoff_factor * 2 ** (attempt - 1)`` seconds (at most ``backoff_max``); Blob
+    waits ``backoff_factor + (2 * backoff_factor) ** attempt`` seconds, jittered. The defaults
+    (``CALLSTORE_AZURE_RETRY_TOTAL``, ``CALLSTORE_AZURE_RETRY_BACKOFF_SECONDS``) give up after
+    about 15 s of trouble.
     """
 
     total: int = 4
     backoff_factor: float = 0.8
     backoff_max: float = 20.0
-    blob_initial_backoff: int = 1
-    blob_increment_base: int = 2
-    blob_jitter: int = 1
     connection_timeout: float = 10.0
     read_timeout: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryOptions:
+        return cls(
+            total=settings.azure_retry_total, backoff_factor=settings.azure_retry_backoff_seconds
+        )
 
     def table_kwargs(self) -> dict[str, Any]:
         return {
@@ -60,10 +64,10 @@ class RetryOptions:
 
     def blob_kwargs(self) -> dict[str, Any]:
         policy = ExponentialRetry(
-            initial_backoff=self.blob_initial_backoff,
-            increment_base=self.blob_increment_base,
+            initial_backoff=self.backoff_factor,  # type: ignore[arg-type]  # floats work
+            increment_base=2 * self.backoff_factor,  # type: ignore[arg-type]
             retry_total=self.total,
-            random_jitter_range=self.blob_jitter,
+            random_jitter_range=self.backoff_factor,  # type: ignore[arg-type]
         )
         return {
             "retry_policy": policy,
@@ -110,7 +114,9 @@ def storage_from_settings(settings: Settings, retry: RetryOptions | None = None)
             " string of the legacy Azure Storage account"
         )
     try:
-        return AzureStorage(secret.get_secret_value(), retry)
+        return AzureStorage(
+            secret.get_secret_value(), retry or RetryOptions.from_settings(settings)
+        )
     except ValueError as error:  # the SDK's parser: never echo the string, it holds the key
         raise MigrationNotConfigured(
             f"CALLSTORE_AZURE_CONNECTION_STRING is not a valid connection string: {error}"

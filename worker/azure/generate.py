@@ -378,8 +378,14 @@ def write_arrivals(storage: AzureStorage, *, seed: int = 1) -> Written:
         "PartitionKey": C_ARRIVING, "RowKey": "profile", "phone_number": "+14165550199",
         "name": "Late Arrival", "account_last_4": "1234", "balance": 50.25,
     }  # fmt: skip
+    # A customer written only now, whose call was migrated long ago (without a link).
+    late: dict[str, Any] = {
+        "PartitionKey": C_UNKNOWN, "RowKey": "profile", "phone_number": "514-555-0142",
+        "name": "Found At Last", "account_last_4": 314,
+    }  # fmt: skip
     written.add(
-        sources.CUSTOMERS.name, _write_entities(storage.table(sources.CUSTOMERS.name), [customer])
+        sources.CUSTOMERS.name,
+        _write_entities(storage.table(sources.CUSTOMERS.name), [customer, late]),
     )
     history = [
         {"PartitionKey": C_OLD, "RowKey": CALL_ARRIVING, "start_time": now,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -23,7 +22,6 @@ from worker.azure.status import SourceStatus, migration_status
 from worker.commands.common import console, fail
 from worker.db import raw_connection, session_scope
 from worker.errors import CallstoreError, MigrationNotConfigured
-from worker.log import configure_logging
 from worker.settings import Settings, settings_or_exit
 
 app = typer.Typer(help="Move legacy data into the call store.", no_args_is_help=True)
@@ -125,10 +123,6 @@ def run(
 ) -> None:
     """Run one batch, or batches until caught up, with a progress bar."""
     settings = settings_or_exit()
-    configure_logging(settings)
-    # The progress bar says what each batch's log line would: keep warnings and errors only.
-    for name in ("callstore.migration", "callstore.jobs"):
-        logging.getLogger(name).setLevel(logging.WARNING)
     total = sum(row.left for row in _status(settings, 1_000_000)) if until_done else 0
     totals: dict[str, Any] = {"scanned": 0, "migrated": 0, "rejected": 0}
     with Progress(
@@ -160,6 +154,7 @@ def run(
                 batch_size=batch_size,
                 max_batches=None if until_done else 1,
                 on_batch=on_batch,
+                log_batches=False,  # the progress bar says what each batch's log line would
             )
         except MigrationNotConfigured as error:
             fail(str(error), code=2)
