@@ -280,26 +280,13 @@ def write_call(conn: psycopg.Connection[Any], rows: CallRows) -> PersistResult:
                 cursor.execute(_DELETE_SQL[table], (call_id,))
         counts = {"calls": 1}
         for table, table_rows in rows.children.items():
-            if table_rows:
-                counts[table] = copy_rows(cursor, _COPY_SQL[table], table_rows)
+            if not table_rows:
+                continue
+            with cursor.copy(_COPY_SQL[table]) as copy:
+                for row in table_rows:
+                    copy.write_row(row)
+            counts[table] = len(table_rows)
     return PersistResult(outcome, counts)
-
-
-def copy_rows(
-    cursor: psycopg.Cursor[Any], statement: sql.Composed, rows: Iterable[Sequence[Any]]
-) -> int:
-    """Stream ``rows`` through ``statement`` (a ``COPY ... FROM STDIN``); return how many."""
-    written = 0
-    with cursor.copy(statement) as copy:
-        for row in rows:
-            copy.write_row(row)
-            written += 1
-    return written
-
-
-def copy_statement(table: str, columns: Sequence[str]) -> sql.Composed:
-    """``COPY table (columns) FROM STDIN``, identifiers quoted."""
-    return _copy_sql(table, columns)
 
 
 def persist_call(conn: psycopg.Connection[Any], payload: CallPayload) -> PersistResult:

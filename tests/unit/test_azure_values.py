@@ -162,3 +162,7 @@ def test_extras_and_raw_entity_keep_every_type() -> None:
     assert raw["PartitionKey"] == "pk"
     assert raw["seen"] == {"DateTime": moment.isoformat()}
     assert raw["blob"] == {"Binary": "AAE="}
+
+
+def test_json_numbers_beyond_a_double_are_kept_as_text() -> None:
+    assert json_or_text('{"amount": 1e999}', "tool_request") == (None, '{"amount": 1e999}')

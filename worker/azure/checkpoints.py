@@ -115,13 +115,14 @@ def load(conn: psycopg.Connection[Any]) -> dict[str, Checkpoint]:
 
 def save(conn: psycopg.Connection[Any], checkpoints: Iterable[Checkpoint]) -> None:
     """Upsert ``checkpoints`` in ``conn``'s open transaction (the batch's own)."""
+    rows = []
+    for checkpoint in checkpoints:
+        values = asdict(checkpoint)
+        if checkpoint.continuation is not None:
+            values["continuation"] = Jsonb(checkpoint.continuation)
+        rows.append(values)
     with conn.cursor() as cursor:
-        for checkpoint in checkpoints:
-            values = asdict(checkpoint)
-            values["continuation"] = (
-                None if checkpoint.continuation is None else Jsonb(checkpoint.continuation)
-            )
-            cursor.execute(_SAVE, values)
+        cursor.executemany(_SAVE, rows)  # pipelined: one round trip
 
 
 def due(checkpoints: dict[str, Checkpoint]) -> list[Source]:

@@ -135,8 +135,19 @@ def _table_page(
         except ResourceNotFoundError:
             return Page([], None)
         token = pager.continuation_token  # type: ignore[attr-defined]
+        _release(pager)
     records: list[Record] = [to_record(entity) for entity in entities]
     return Page(records, token or None, len(records))
+
+
+def _release(pager: Any) -> None:
+    """Let a page go as soon as it is read. azure-core's page iterator keeps bound methods of
+    itself (a reference cycle), so the page it holds (the response, every entity) would
+    otherwise wait for a full garbage collection, and memory would grow with the number of
+    pages read. Only references are dropped; the pager is not used again."""
+    for name in ("_get_next", "_extract_data", "_response", "_current_page", "_headers"):
+        if hasattr(pager, name):
+            setattr(pager, name, None)
 
 
 def to_record(entity: Mapping[str, Any]) -> TableRecord:
@@ -165,6 +176,7 @@ def _blob_page(
             )
             listed = list(next(pager, []))
             token = pager.continuation_token  # type: ignore[attr-defined]
+            _release(pager)
             for blob in listed:
                 modified = utc(blob.last_modified)
                 if since is not None and modified < since:

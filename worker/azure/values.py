@@ -227,7 +227,7 @@ def json_or_text(value: Any, name: str) -> tuple[Any, str | None]:
     if "\\u0000" in found:
         return None, found
     try:
-        return json.loads(found, parse_constant=_refuse_constant), None
+        return json.loads(found, parse_constant=_refuse_constant, parse_float=_finite), None
     except ValueError:
         return None, found
 
@@ -245,6 +245,14 @@ def json_object(value: Any, name: str) -> dict[str, Any]:
 
 def _refuse_constant(constant: str) -> Any:
     raise ValueError(f"{constant} is not valid in jsonb")
+
+
+def _finite(number: str) -> float:
+    """A JSON number as a float; one too large for a double (``1e999``) is refused."""
+    value = float(number)
+    if not math.isfinite(value):
+        raise ValueError(f"{number} does not fit in a double")
+    return value
 
 
 def jsonable(value: Any, name: str) -> Any:

@@ -38,7 +38,6 @@ from worker.azure.transforms import (
     Reject,
     TacticRow,
 )
-from worker.persist import copy_rows, copy_statement
 from worker.summary import UPDATE_SQL
 
 #: ``calls.metadata`` of a call known only from its transcript entries (no CallHistory entity).
@@ -77,11 +76,18 @@ def _json(value: Any) -> Jsonb | None:
 
 
 class Stage:
-    """A temporary table that lives as long as the connection and is emptied at each commit."""
+    """A temporary table that lives as long as the connection and is emptied at each commit.
+
+    Rows reach it by binary COPY, as ``worker.persist`` writes a live call's children; they are
+    merged from there rather than copied straight into the targets, because a migrated record
+    may already be stored (the overlap window, a batch read again) and must then change
+    nothing.
+    """
 
     def __init__(self, name: str, columns: Sequence[tuple[str, str]]) -> None:
         self.name = name
         self.columns = tuple(c for c, _ in columns)
+        self.types = [t for _, t in columns]
         self._create = sql.SQL(
             "CREATE TEMP TABLE IF NOT EXISTS {} ({}) ON COMMIT DELETE ROWS"
         ).format(
@@ -91,16 +97,22 @@ class Stage:
             ),
         )
         self._truncate = sql.SQL("TRUNCATE {}").format(sql.Identifier(name))
-        self._analyze = sql.SQL("ANALYZE {}").format(sql.Identifier(name))
-        self._copy = copy_statement(name, self.columns)
+        # One round trip: made if missing, emptied (it is empty after a commit, but not when a
+        # careful retry writes the same stage twice in one transaction).
+        self._prepare = sql.SQL("; ").join([self._create, self._truncate])
+        self._copy = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+            sql.Identifier(name), sql.SQL(", ").join(map(sql.Identifier, self.columns))
+        )
 
     def load(self, conn: psycopg.Connection[Any], rows: Iterable[Sequence[Any]]) -> int:
+        written = 0
         with conn.cursor() as cursor:
-            cursor.execute(self._create)
-            cursor.execute(self._truncate)
-            written = copy_rows(cursor, self._copy, rows)
-            # The planner must know the stage is small, or it may scan whole partitions.
-            cursor.execute(self._analyze)
+            cursor.execute(self._prepare)
+            with cursor.copy(self._copy) as copy:
+                copy.set_types(self.types)
+                for row in rows:
+                    copy.write_row(row)
+                    written += 1
         return written
 
 
@@ -243,6 +255,7 @@ SELECT s.record_key, c.legacy_customer_id
  WHERE c.source = 'azure' AND NOT (c.metadata ? 'legacy_origin')
    AND c.legacy_customer_id IS DISTINCT FROM s.legacy_customer_id
 """
+_DUPLICATE_SID = "the call SID is already migrated, from entity {}"
 _UPSERT_CALLS = sql.SQL(
     """
 INSERT INTO calls AS t (call_id, source, revision, persisted_at, {cols})
@@ -278,6 +291,19 @@ SELECT s.call_id FROM (SELECT DISTINCT call_id FROM azure_stage_entries) s
  WHERE EXISTS (SELECT 1 FROM call_messages t WHERE t.call_id = s.call_id)
     OR EXISTS (SELECT 1 FROM call_tool_executions t WHERE t.call_id = s.call_id)
     OR EXISTS (SELECT 1 FROM call_events t WHERE t.call_id = s.call_id)
+"""
+
+#: Whether an entry staged for a call that has children is already stored (same sequence):
+#: only then is there anything to compare or replace.
+_COLLISIONS = """
+SELECT EXISTS (
+    SELECT 1 FROM azure_stage_entries s WHERE s.call_id = ANY(%(known)s) AND (
+        EXISTS (SELECT 1 FROM call_messages t
+                 WHERE t.call_id = s.call_id AND t.sequence = s.sequence)
+     OR EXISTS (SELECT 1 FROM call_tool_executions t
+                 WHERE t.call_id = s.call_id AND t.sequence = s.sequence)
+     OR EXISTS (SELECT 1 FROM call_events t
+                 WHERE t.call_id = s.call_id AND t.sequence = s.sequence)))
 """
 
 
@@ -374,22 +400,12 @@ ON CONFLICT (source, key) DO UPDATE SET raw = EXCLUDED.raw, reason = EXCLUDED.re
        source_timestamp = EXCLUDED.source_timestamp, last_seen_at = now(), resolved_at = NULL
 """
 _OPEN_REJECTS = """
-SELECT EXISTS (SELECT 1 FROM migration_rejects WHERE source = %(source)s AND resolved_at IS NULL)
+SELECT key FROM migration_rejects WHERE source = %(source)s AND resolved_at IS NULL
 """
 _RESOLVE_REJECTS = """
 UPDATE migration_rejects SET resolved_at = now()
  WHERE source = %(source)s AND resolved_at IS NULL AND key = ANY(%(keys)s)
 """
-_RESOLVE_PARTS = """
-UPDATE migration_rejects SET resolved_at = now()
- WHERE source = %(source)s AND resolved_at IS NULL
-   AND key LIKE ANY(%(prefixes)s) AND NOT key = ANY(%(keep)s)
-"""
-
-
-def _like_prefix(key: str) -> str:
-    escaped = key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return escaped + "/%"
 
 
 class Writer:
@@ -515,9 +531,7 @@ class Writer:
         for row in rows:
             first = unique.setdefault(row.call_id, row)
             if first is not row:
-                written.problems.append(
-                    Problem(row.key, f"call SID {row.sid} also appears under {first.key}")
-                )
+                written.problems.append(Problem(row.key, _DUPLICATE_SID.format(first.key)))
         _CALLS.load(
             self.conn,
             (
@@ -530,12 +544,9 @@ class Writer:
         duplicates = self.conn.execute(_DUPLICATE_CALLS).fetchall()
         if duplicates:
             for record_key, legacy_customer_id in duplicates:
+                sid = record_key.rpartition("/")[2]
                 written.problems.append(
-                    Problem(
-                        record_key,
-                        "call SID already migrated from the entity of customer"
-                        f" {legacy_customer_id!r}",
-                    )
+                    Problem(record_key, _DUPLICATE_SID.format(f"{legacy_customer_id}/{sid}"))
                 )
             self.conn.execute(
                 "DELETE FROM azure_stage_calls WHERE record_key = ANY(%s)",
@@ -566,6 +577,10 @@ class Writer:
         written.synthesized_calls = len(synthesized)
         written.calls.update(row[0] for row in synthesized)
         known = [row[0] for row in self.conn.execute(_CALLS_WITH_CHILDREN).fetchall()]
+        if known:
+            found = self.conn.execute(_COLLISIONS, {"known": known}, prepare=True).fetchone()
+            if not (found and found[0]):
+                known = []  # only new entries of those calls: nothing to compare
         with self.conn.cursor() as cursor:
             for kind, (delete, insert_missing, insert_all) in _ENTRY_SQL.items():
                 params = {"kind": kind, "known": known}
@@ -632,13 +647,16 @@ class Writer:
         ``parts``, also the rejects of their parts (``<key>/...``) except ``keep``."""
         if not keys:
             return
-        params = {"source": source, "keys": list(keys)}
-        found = self.conn.execute(_OPEN_REJECTS, params, prepare=True).fetchone()
-        if not found or not found[0]:
+        open_keys = {
+            row[0] for row in self.conn.execute(_OPEN_REJECTS, {"source": source}, prepare=True)
+        }
+        if not open_keys:
             return
-        self.conn.execute(_RESOLVE_REJECTS, params, prepare=True)
+        resolved = {k for k in keys if k in open_keys}
         if parts:
+            prefixes = tuple(k + "/" for k in keys)
+            resolved |= {k for k in open_keys if k.startswith(prefixes) and k not in keep}
+        if resolved:
             self.conn.execute(
-                _RESOLVE_PARTS,
-                {**params, "prefixes": [_like_prefix(k) for k in keys], "keep": list(keep)},
+                _RESOLVE_REJECTS, {"source": source, "keys": sorted(resolved)}, prepare=True
             )

@@ -3,10 +3,11 @@ a run with nothing new changes nothing."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+import pytest
 
 from tests.integration.azure.conftest import Migrate, snapshot
 from worker.azure import generate as g
@@ -111,3 +112,52 @@ def test_a_fixed_record_migrates_and_its_reject_is_resolved(
     assert _value(
         conn, "SELECT resolved_at FROM migration_rejects WHERE key = %s", key
     ) is not None  # fmt: skip
+
+
+def test_an_entry_rewritten_as_another_type_moves_table(
+    legacy: AzureStorage, migrate: Migrate, conn: psycopg.Connection[Any]
+) -> None:
+    g.write_cases(legacy)
+    assert migrate().caught_up
+    full = call_id_for(g.CALL_FULL)
+    legacy.table("CallTranscripts").upsert_entity(
+        {"PartitionKey": g.CALL_FULL, "RowKey": "000007", "timestamp": "2024-03-05T14:30:30",
+         "entry_type": "event", "event_type": "hold_started"}
+    )  # fmt: skip
+    assert migrate().caught_up
+    assert _value(
+        conn, "SELECT count(*) FROM call_messages WHERE call_id = %s AND sequence = 7", full
+    ) == 0  # fmt: skip
+    assert _value(
+        conn, "SELECT event_type FROM call_events WHERE call_id = %s AND sequence = 7", full
+    ) == "hold_started"  # fmt: skip
+    assert _value(conn, "SELECT total_messages FROM calls WHERE call_id = %s", full) == 3
+    assert _value(conn, "SELECT message_count FROM call_transcripts WHERE call_id = %s", full) == 3
+
+
+@pytest.mark.parametrize(
+    "overlap",
+    [timedelta(0), None],
+    ids=["found in the store", "found in the same batch (overlap re-read)"],
+)
+def test_a_call_sid_under_a_second_customer_is_a_reject(
+    legacy: AzureStorage,
+    migrate: Migrate,
+    conn: psycopg.Connection[Any],
+    overlap: timedelta | None,
+) -> None:
+    g.write_cases(legacy)
+    assert migrate().caught_up
+    legacy.table("CallHistory").upsert_entity(
+        {"PartitionKey": g.C_DOTS, "RowKey": g.CALL_FULL, "start_time": "2024-01-01T00:00:00"}
+    )
+    assert migrate(overlap=overlap).caught_up
+    reason = _value(
+        conn,
+        "SELECT reason FROM migration_rejects WHERE source = 'CallHistory' AND key = %s",
+        f"{g.C_DOTS}/{g.CALL_FULL}",
+    )
+    assert reason == f"the call SID is already migrated, from entity {g.C_NEW}/{g.CALL_FULL}"
+    assert _value(
+        conn, "SELECT legacy_customer_id FROM calls WHERE twilio_call_sid = %s", g.CALL_FULL
+    ) == g.C_NEW  # fmt: skip

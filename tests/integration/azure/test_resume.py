@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import subprocess
@@ -14,7 +15,7 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT, settings_env, wait_until
 from tests.integration.azure.conftest import Migrate, snapshot
-from worker.azure import checkpoints, generate, sources
+from worker.azure import checkpoints, generate, sources, transforms
 from worker.azure.batch import RunResult
 from worker.azure.client import AzureStorage
 from worker.settings import Settings
@@ -119,3 +120,31 @@ def test_run_killed_by_sigkill_resumes_without_duplicates(
         " GROUP BY call_id, sequence HAVING count(*) > 1) d"
     ).fetchone()
     assert duplicates == (0,)
+
+
+def test_a_value_postgres_refuses_becomes_a_reject_and_the_rest_migrates(
+    legacy: AzureStorage,
+    migrate: Migrate,
+    conn: psycopg.Connection[Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    generate.write_cases(legacy)
+    convert = transforms.TRANSFORMS[sources.CUSTOMERS.name]
+
+    def unforeseen(record: Any) -> Any:  # a value the transform let through by mistake
+        row = convert(record)
+        assert isinstance(row, transforms.CustomerRow)
+        if record.partition_key == generate.C_DOTS:
+            row = dataclasses.replace(row, segment="gold")
+        return row
+
+    monkeypatch.setitem(transforms.TRANSFORMS, sources.CUSTOMERS.name, unforeseen)
+    assert migrate().caught_up
+    reason = conn.execute(
+        "SELECT reason FROM migration_rejects WHERE key = %s", (f"{generate.C_DOTS}/profile",)
+    ).fetchone()
+    assert reason is not None
+    assert reason[0].startswith("PostgreSQL refused it:")
+    assert "ck_customers_segment" in reason[0]
+    assert conn.execute("SELECT count(*) FROM customers").fetchone() == (2,)
+    assert conn.execute("SELECT count(*) FROM calls").fetchone() == (9,)

@@ -1,0 +1,247 @@
+"""``python -m bench.migration [--quick] [--json FILE]``: the Azure migration's speed and memory.
+
+For each size (10 k and 100 k entities; 2 k and 10 k with ``--quick``) it fills a private
+Azurite with ``worker.azure.generate`` (the contract's cases plus realistic bulk), then, in the
+same run on the same machine:
+
+* scans every source with the raw SDK (paged reads, nothing else): the baseline, taken before
+  and after the migration and averaged, because these machines are shared and noisy;
+* migrates everything into a fresh database of a private embedded PostgreSQL, batch after batch
+  as ``callstore migrate azure run --until-done`` does, and times the first round (every record
+  read, transformed and written once) — the target is at least 70 % of the raw scan rate;
+* times the round that follows (every source re-read over the overlap window, nothing new: what
+  a caught-up beat run costs);
+* migrates again into another fresh database with ``tracemalloc`` on, for the peak of Python
+  memory — which must not grow with the number of entities.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import tracemalloc
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+
+from worker import stack
+from worker.azure import azurite, generate, sources
+from worker.azure.batch import BatchResult, run_batches
+from worker.azure.client import AzureStorage
+from worker.azure.readers import read_pages
+from worker.db import build_engine
+from worker.schema import upgrade
+from worker.settings import Settings
+
+TARGET_RATIO = 0.70
+SIZES = (10_000, 100_000)
+QUICK_SIZES = (2_000, 10_000)
+BATCH_SIZE = 1000
+
+
+def raw_scan(storage: AzureStorage) -> tuple[int, float]:
+    """Records read by paging every source with the SDK, and the seconds it took."""
+    started = time.perf_counter()
+    count = 0
+    for source in sources.SOURCES:
+        continuation: Any = None
+        while True:
+            pages = list(
+                read_pages(storage, source, since=None, continuation=continuation, limit=1000)
+            )
+            count += sum(len(page.records) for page in pages)
+            if pages[-1].complete:
+                break
+            continuation = pages[-1].continuation
+    return count, time.perf_counter() - started
+
+
+def _database(admin_url: str, template: str, name: str) -> str:
+    stack.drop_database(admin_url, name)
+    return stack.create_database(admin_url, name, template=template)
+
+
+def migrate(settings: Settings, storage: AzureStorage, *, batch_size: int) -> dict[str, Any]:
+    """Migrate until caught up; the first round's and the caught-up round's rates."""
+    engine = build_engine(settings)
+    marks: list[tuple[float, int, bool]] = []
+    started = time.perf_counter()
+
+    def on_batch(result: BatchResult) -> None:
+        marks.append((time.perf_counter(), result.scanned, result.round_complete))
+
+    try:
+        run = run_batches(
+            settings,
+            clock=lambda: datetime.now(UTC),
+            storage=storage,
+            engine=engine,
+            batch_size=batch_size,
+            on_batch=on_batch,
+            log_batches=False,
+        )
+    finally:
+        engine.dispose()
+    assert run.caught_up
+    first_end = next(i for i, m in enumerate(marks) if m[2])
+    first_seconds = marks[first_end][0] - started
+    first_records = sum(m[1] for m in marks[: first_end + 1])
+    rest_seconds = marks[-1][0] - marks[first_end][0]
+    rest_records = sum(m[1] for m in marks[first_end + 1 :])
+    return {
+        "records": first_records,
+        "seconds": round(first_seconds, 2),
+        "per_s": round(first_records / first_seconds),
+        "migrated": run.total("migrated"),
+        "rejected": run.total("rejected"),
+        "batches": len(marks),
+        "caught_up_round_per_s": round(rest_records / rest_seconds) if rest_seconds else None,
+    }
+
+
+def peak_memory(settings: Settings, storage: AzureStorage, *, batch_size: int) -> float:
+    """Peak of Python memory (MiB, ``tracemalloc``) while migrating everything."""
+    engine = build_engine(settings)
+    tracemalloc.start()
+    try:
+        run_batches(
+            settings,
+            clock=lambda: datetime.now(UTC),
+            storage=storage,
+            engine=engine,
+            batch_size=batch_size,
+            log_batches=False,
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+        engine.dispose()
+    return round(peak / 2**20, 1)
+
+
+def run(*, quick: bool = False, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
+    """Measure every size; return the figures (also printed)."""
+    sizes = QUICK_SIZES if quick else SIZES
+    results: dict[str, Any] = {"batch_size": batch_size, "target_ratio": TARGET_RATIO, "sizes": {}}
+    with tempfile.TemporaryDirectory(prefix="callstore-bench-migration-") as directory:
+        paths = stack.paths(Path(directory) / "stack")
+        admin_url = stack.start_postgres(paths)
+        server = azurite.start(log_dir=Path(directory) / "azurite")
+        try:
+            template = "bench_migration_template"
+            stack.drop_database(admin_url, template)
+            url = stack.create_database(admin_url, template)
+            upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+            storage = AzureStorage(server.connection_string)
+            written = generate.write_cases(storage)
+            seed = 1
+            for size in sizes:
+                print(f"azure migration: filling Azurite up to {size} entities ...", flush=True)
+                while written.total < size:
+                    calls = generate.bulk_calls_for(size - written.total)
+                    written.merge(generate.write_bulk(storage, calls=calls, seed=seed))
+                    seed += 1
+                results["sizes"][str(size)] = measure(
+                    admin_url, template, storage, server, size, written.total, batch_size
+                )
+        finally:
+            server.stop()
+            stack.stop_postgres(paths, mode="immediate")
+    sizes_found = list(results["sizes"].values())
+    results["ratio"] = min(s["ratio"] for s in sizes_found)
+    results["memory_growth"] = round(sizes_found[-1]["peak_mib"] / sizes_found[0]["peak_mib"], 2)
+    print(summary(results))
+    return results
+
+
+def measure(
+    admin_url: str,
+    template: str,
+    storage: AzureStorage,
+    server: azurite.Azurite,
+    size: int,
+    entities: int,
+    batch_size: int,
+) -> dict[str, Any]:
+    before, before_s = raw_scan(storage)
+    url = _database(admin_url, template, f"bench_migration_{size}")
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        broker_url="redis+socket:///nonexistent/redis.socket",
+        azure_connection_string=server.connection_string,
+    )
+    print(f"azure migration: migrating {entities} entities ...", flush=True)
+    migrated = migrate(settings, storage, batch_size=batch_size)
+    after, after_s = raw_scan(storage)
+    raw_per_s = (before + after) / (before_s + after_s)
+    memory_url = _database(admin_url, template, f"bench_migration_{size}_memory")
+    peak = peak_memory(
+        settings.model_copy(update={"database_url": SecretStr(memory_url)}),
+        storage,
+        batch_size=batch_size,
+    )
+    stack.drop_database(admin_url, f"bench_migration_{size}")
+    stack.drop_database(admin_url, f"bench_migration_{size}_memory")
+    return {
+        "entities": entities,
+        "raw_scan_per_s": round(raw_per_s),
+        "raw_scan_runs_per_s": [round(before / before_s), round(after / after_s)],
+        "migrated_per_s": migrated["per_s"],
+        "ratio": round(migrated["per_s"] / raw_per_s, 2),
+        "first_round_seconds": migrated["seconds"],
+        "caught_up_round_per_s": migrated["caught_up_round_per_s"],
+        "migrated": migrated["migrated"],
+        "rejected": migrated["rejected"],
+        "batches": migrated["batches"],
+        "peak_mib": peak,
+    }
+
+
+def summary(results: dict[str, Any]) -> str:
+    lines = [
+        f"Azure migration (batch size {results['batch_size']}):",
+        (
+            f"{'entities':>9} {'raw scan/s':>11} {'migrated/s':>11} {'ratio':>6} "
+            f"{'caught-up/s':>12} {'peak MiB':>9}"
+        ),
+    ]
+    for figures in results["sizes"].values():
+        lines.append(
+            f"{figures['entities']:>9} {figures['raw_scan_per_s']:>11} "
+            f"{figures['migrated_per_s']:>11} {figures['ratio']:>6.2f} "
+            f"{figures['caught_up_round_per_s'] or '-':>12} {figures['peak_mib']:>9}"
+        )
+    verdict = "ok" if results["ratio"] >= TARGET_RATIO else "BELOW TARGET"
+    lines.append(
+        f"worst ratio {results['ratio']:.2f} (target {TARGET_RATIO:.2f}: {verdict}); peak memory"
+        f" x{results['memory_growth']} for x{_growth(results)} entities"
+    )
+    return "\n".join(lines)
+
+
+def _growth(results: dict[str, Any]) -> float:
+    sizes = [int(s["entities"]) for s in results["sizes"].values()]
+    return round(sizes[-1] / sizes[0], 1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.migration", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2 k and 10 k entities (< 1 min)")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
+    args = parser.parse_args(argv)
+    results = run(quick=args.quick, batch_size=args.batch_size)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
