@@ -63,7 +63,7 @@ ENTRY_TYPES = ("transcript", "tool", "event")
 PROMPT_ENVIRONMENTS = ("development", "staging", "production")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=256)
 def call_id_for(sid: str) -> uuid.UUID:
     """The call id of a SID (cached: a call's transcript entries come one after another)."""
     return uuid.uuid5(CALL_NAMESPACE, sid)
