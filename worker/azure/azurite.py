@@ -128,6 +128,8 @@ def start(
 
 
 def main() -> None:  # pragma: no cover - interactive
+    # Stop Azurite (its own process group) on SIGTERM as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     azurite = start()
     sys.stdout.write(
         f"Azurite is running (pid {azurite.process.pid}); stop it with Ctrl-C.\n"
@@ -136,7 +138,7 @@ def main() -> None:  # pragma: no cover - interactive
     sys.stdout.flush()
     try:
         azurite.process.wait()
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit):
         pass
     finally:
         azurite.stop()
