@@ -47,4 +47,10 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": MINUTE,
         "options": {"queue": "calls", "expires": 50},
     },
+    # Legacy Azure data: each run works through batches for up to 20 s (tasks/migration.py).
+    "migration-run-batch": {
+        "task": "migration.run_batch",
+        "schedule": 30.0,
+        "options": {"queue": "migration", "expires": 25},
+    },
 }

@@ -87,6 +87,12 @@ class Call(Timestamped, table=True):
         Index("ix_calls_status", "status"),
         Index("ix_calls_direction", "direction"),
         Index("ix_calls_customer_id", "customer_id"),
+        # Migrated calls whose customer arrives later are linked by their legacy id.
+        Index(
+            "ix_calls_legacy_customer_id",
+            "legacy_customer_id",
+            postgresql_where=text("legacy_customer_id IS NOT NULL AND customer_id IS NULL"),
+        ),
         Index("uq_calls_source_twilio_call_sid", "source", "twilio_call_sid", unique=True),
     )
 

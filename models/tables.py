@@ -19,6 +19,7 @@ from models.calls import (
     CallUserInterruption,
 )
 from models.consistency import CallAnnouncement, ConsistencyDiscrepancy, ConsistencyReport
+from models.migration import MigrationCheckpoint, MigrationReject
 from models.operations import ArchivedPartition, FailedPayload, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
@@ -48,6 +49,8 @@ __all__ = [
     "Customer",
     "FailedPayload",
     "JobRun",
+    "MigrationCheckpoint",
+    "MigrationReject",
     "Organization",
     "OrganizationMember",
     "SystemPrompt",

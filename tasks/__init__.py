@@ -8,6 +8,7 @@ retry or dead letter. Business logic never lives here, so tests call the service
 TASK_MODULES: tuple[str, ...] = (
     "tasks.calls",
     "tasks.maintenance",
+    "tasks.migration",
     "tasks.consistency",
     "tasks.canary",
     "tasks.dead_letters",

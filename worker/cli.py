@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import typer
 
-from worker.commands import check, dead_letter, demo, metrics, partitions, retention, spool, stack
+from worker.commands import (
+    check,
+    dead_letter,
+    demo,
+    metrics,
+    migrate,
+    partitions,
+    retention,
+    spool,
+    stack,
+)
 from worker.commands.common import err_console
 from worker.errors import BrokerUnavailable, DatabaseUnavailable
 
@@ -21,6 +31,7 @@ app.add_typer(dead_letter.app, name="dead-letter")
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(retention.app, name="retention")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(migrate.app, name="migrate")
 app.command("demo")(demo.command)
 app.command("check")(check.command)
 

@@ -69,6 +69,20 @@ class MaintenanceIncomplete(TransientError):
     """A maintenance run did what it could but some steps failed; the next run resumes them."""
 
 
+class AzureUnavailable(TransientError):
+    """Azure Storage could not be reached, or kept throttling (HTTP 429/503), after the SDK's own
+    retries; the migration batch is retried later from the same checkpoint."""
+
+
+class AzureRefused(PermanentError):
+    """Azure Storage refused a request for a reason retrying cannot fix (credentials, a bad
+    request); an operator must change the configuration."""
+
+
+class MigrationNotConfigured(PermanentError):
+    """The Azure migration needs ``CALLSTORE_AZURE_CONNECTION_STRING``."""
+
+
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
 
 _CONFLICT_ERRORS: tuple[type[Exception], ...] = (

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     azure_connection_string: SecretStr | None = Field(
         default=None, description="Connection string of the legacy Azure Storage account."
     )
+    #: Retries of each Azure request (by the SDK) before a migration batch gives up and its task
+    #: is retried by Celery, and the base of their exponential backoff.
+    azure_retry_total: Annotated[int, Field(ge=0, le=20)] = 4
+    azure_retry_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 0.8
 
     retention_days: Annotated[int, Field(ge=0, le=36500)] = 365
     retention_grace_days: Annotated[int, Field(ge=0, le=365)] = 7
@@ -75,6 +79,10 @@ class Settings(BaseSettings):
     statement_timeout_ms: Annotated[int, Field(ge=0)] = 60_000
 
     migration_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
+    #: Each pass over a legacy source re-reads entities this much older than the last watermark,
+    #: so a write whose service Timestamp lags behind (clock skew between storage nodes, a write
+    #: in flight while the pass went by) is still picked up.
+    migration_overlap_seconds: Annotated[int, Field(ge=0, le=86_400)] = 300
 
     #: A call still ``in_progress`` this long after it started is reported as stuck.
     check_stuck_after_seconds: Annotated[int, Field(ge=60)] = 4 * 3600
