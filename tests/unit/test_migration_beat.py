@@ -26,7 +26,7 @@ def celery_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
 
 
 def test_migration_batches_run_every_30_seconds_on_their_queue(celery_app: Any) -> None:
-    entry = beat_schedule.BEAT_SCHEDULE["migration.run_batch"]
+    entry = beat_schedule.BEAT_SCHEDULE["migration-run-batch"]
     assert entry["task"] in celery_app.app.tasks
     assert celery_app.app.amqp.router.route({}, entry["task"])["queue"].name == "migration"
     assert entry["options"]["queue"] == "migration"

@@ -187,8 +187,8 @@ def _columns(names: Iterable[str], prefix: str = "") -> sql.Composable:
 def _distinct(names: Sequence[str], left: str, right: str) -> sql.Composable:
     """``(left.a, left.b) IS DISTINCT FROM (right.a, right.b)``."""
     return sql.SQL("({}) IS DISTINCT FROM ({})").format(
-        sql.SQL(", ").join(sql.SQL(f"{left}.{{}}").format(sql.Identifier(n)) for n in names),
-        sql.SQL(", ").join(sql.SQL(f"{right}.{{}}").format(sql.Identifier(n)) for n in names),
+        sql.SQL(", ").join(sql.Identifier(left, n) for n in names),
+        sql.SQL(", ").join(sql.Identifier(right, n) for n in names),
     )
 
 
@@ -206,7 +206,7 @@ _UPSERT_CUSTOMERS = sql.SQL(
 ).format(
     cols=_columns(_CUSTOMER_COLUMNS),
     sets=_sets(_CUSTOMER_COLUMNS),
-    differs=_distinct(_CUSTOMER_COLUMNS, "t", "EXCLUDED"),
+    differs=_distinct(_CUSTOMER_COLUMNS, "t", "excluded"),
 )
 _LINK_CUSTOMERS = """
 UPDATE calls SET customer_id = cu.id
@@ -224,7 +224,7 @@ _UPSERT_ORGANIZATIONS = sql.SQL(
 ).format(
     cols=_columns(_ORG_COLUMNS),
     sets=_sets(_ORG_COLUMNS),
-    differs=_distinct(_ORG_COLUMNS, "t", "EXCLUDED"),
+    differs=_distinct(_ORG_COLUMNS, "t", "excluded"),
 )
 _UNKNOWN_MEMBERS = """
 SELECT s.org_key, s.customer_key FROM azure_stage_members s
@@ -273,7 +273,7 @@ RETURNING t.call_id
 ).format(
     cols=_columns(_CALL_COLUMNS),
     sets=_sets(_CALL_COLUMNS),
-    differs=_distinct(_CALL_COLUMNS, "t", "EXCLUDED"),
+    differs=_distinct(_CALL_COLUMNS, "t", "excluded"),
 )
 
 _SYNTHESIZE_CALLS = """
