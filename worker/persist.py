@@ -285,7 +285,7 @@ CHILD_TYPES: dict[str, tuple[str, ...] | None] = {
 
 #: Below this many rows a table is written with a pipelined, prepared INSERT instead of COPY:
 #: each COPY costs a round trip and a setup on the server, which dominates for a handful of rows.
-COPY_MIN_ROWS = 16
+COPY_MIN_ROWS = 64
 
 #: Writes one table's rows of a call inside the open transaction.
 ChildWriter = Callable[[psycopg.Cursor[Any], str, list[tuple[Any, ...]]], None]
