@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from models.enums import CallSource
 from models.payload import CallPayload
-from worker.summary import compute_summary
+from worker.summary import compute_summary, stored_values
 
 #: Child tables, in the order they are written; deletes on replacement use the same list.
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -118,6 +118,7 @@ def build_rows(payload: CallPayload) -> CallRows:
     text, and skipping ``.value`` is measurable on a call of a thousand rows.
     """
     cid = payload.call_id
+    values = stored_values(payload)
     duration = None
     if payload.ended_at is not None:
         duration = max(0, int((payload.ended_at - payload.started_at).total_seconds()))
@@ -145,7 +146,7 @@ def build_rows(payload: CallPayload) -> CallRows:
         "source": CallSource.RUNTIME.value,
         "revision": payload.revision,
         "finalized_at": payload.finalized_at,
-        **compute_summary(payload),
+        **compute_summary(payload, values),
     }
 
     messages = sorted(payload.messages, key=lambda m: m.sequence)
@@ -178,9 +179,8 @@ def build_rows(payload: CallPayload) -> CallRows:
             for t in payload.transitions
         ],
         "call_metrics": [
-            (cid, m.timestamp, m.metric_type, m.value, m.processor, m.turn_number,
-             m.node_id)
-            for m in payload.metrics
+            (cid, m.timestamp, m.metric_type, value, m.processor, m.turn_number, m.node_id)
+            for m, value in zip(payload.metrics, values, strict=True)
         ],
         "call_rag_retrievals": retrievals,
         "call_rag_chunks": chunks,

@@ -12,7 +12,7 @@ zero to two places, exactly as PostgreSQL's ``round(numeric, 2)`` does.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -83,11 +83,28 @@ def total_turns(turn_numbers: Iterable[int | None], roles: Iterable[str]) -> int
     return sum(1 for role in roles if role == MessageRole.USER)
 
 
-def compute_summary(payload: CallPayload) -> dict[str, Any]:
-    """The 21 summary metrics of ``payload``, keyed by ``calls`` column."""
+_STORED = Decimal("0.0001")
+
+
+def stored_values(payload: CallPayload) -> list[Decimal]:
+    """The metric values as ``numeric(15,4)`` stores them: the runtime's decimal text rounded
+    half away from zero, as PostgreSQL rounds on insert. Rows and summary both use these."""
+    quantize = Decimal.quantize
+    return [
+        quantize(Decimal(repr(m.value)), _STORED, rounding=ROUND_HALF_UP) for m in payload.metrics
+    ]
+
+
+def compute_summary(
+    payload: CallPayload, values: Sequence[Decimal] | None = None
+) -> dict[str, Any]:
+    """The 21 summary metrics of ``payload``, keyed by ``calls`` column; ``values`` are its
+    metric values as stored (``stored_values``), computed here when not given."""
+    if values is None:
+        values = stored_values(payload)
     by_type: dict[str, list[Decimal]] = defaultdict(list)
-    for metric in payload.metrics:
-        by_type[metric.metric_type].append(metric.value)
+    for metric, value in zip(payload.metrics, values, strict=True):
+        by_type[metric.metric_type].append(value)
 
     summary: dict[str, Any] = {
         "total_turns": total_turns(

@@ -15,6 +15,7 @@ from models.payload import CallPayload, json_schema
 from tests import factories
 from tests.strategies import json_values, malformed_payloads
 from worker.errors import PayloadInvalid, PayloadTooLarge
+from worker.summary import stored_values
 from worker.validation import validate_payload
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "payload.schema.json"
@@ -63,11 +64,16 @@ def test_oversize_payload_names_the_setting() -> None:
         validate_payload(factories.payload(1), max_bytes=1024)
 
 
-def test_metric_values_are_rounded_like_numeric_15_4() -> None:
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [(0.123456789, "0.1235"), (0.00015, "0.0002"), (-0.00015, "-0.0002"), (2.5, "2.5000")],
+)
+def test_metric_values_are_stored_as_numeric_15_4_rounds_them(sent: float, stored: str) -> None:
     body = factories.small_payload(4)
-    body["metrics"][0]["value"] = 0.123456789
+    body["metrics"][0]["metric_type"] = "llm_ttfb"
+    body["metrics"][0]["value"] = sent
     payload = CallPayload.model_validate(body)
-    assert str(payload.metrics[0].value) == "0.1235"
+    assert str(stored_values(payload)[0]) == stored
 
 
 def test_validation_message_names_fields() -> None:
