@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from worker import processes, stack
+from worker.recorder import CallRecorder, wait_for_announcements
 from worker.settings import Settings
 from worker.simulate import simulate_call
 from worker.spool import Spool
@@ -33,13 +34,16 @@ METRICS_PORT = 9808
 @dataclass
 class DemoOptions:
     calls: int = 200
+    #: Calls ended per second across the simulated fleet.
+    rate: float = 40.0
     concurrency: int = 32
     data_dir: Path = Path(".callstore")
     flower_port: int = FLOWER_PORT
     metrics_port: int = METRICS_PORT
     worker_concurrency: int = 2
     wait_timeout: float = 300.0
-    seed: int = 2026
+    #: Seed of the simulated calls; a fresh one each run unless given (new calls every time).
+    seed: int = field(default_factory=lambda: secrets.randbits(48))
 
 
 @dataclass
@@ -168,17 +172,32 @@ async def _drive(
     handed_off: dict[uuid.UUID, float],
     on_handoff: Callable[[], None],
 ) -> None:
+    """End calls the way a fleet of voice agents does: spread over time (``options.rate`` per
+    second), with up to ``options.concurrency`` hand-offs in flight at once."""
     rng = random.Random(options.seed)
     semaphore = asyncio.Semaphore(options.concurrency)
     now = datetime.now(UTC)
+    # Record the conversations first: in production they happen over minutes, not inside
+    # the hand-off being measured.
+    recorders = [
+        simulate_call(
+            random.Random(seed),
+            start=now - timedelta(minutes=10) + timedelta(seconds=seed % 60),
+            settings=settings,
+        )
+        for seed in (rng.getrandbits(48) for _ in range(options.calls))
+    ]
+    await asyncio.to_thread(wait_for_announcements)  # their start announcements, sent apart
+    began = time.monotonic()
 
-    async def one_call(seed: int) -> None:
+    async def one_call(index: int, recorder: CallRecorder) -> None:
+        delay = began + index / options.rate - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
         async with semaphore:
-            start = now - timedelta(minutes=10) + timedelta(seconds=seed % 60)
-            recorder = simulate_call(random.Random(seed), start=start, settings=settings)
-            began = time.perf_counter()
+            started = time.perf_counter()
             ok = await recorder.finalize_and_write(status="ended")
-            run.handoff_ms.append((time.perf_counter() - began) * 1000)
+            run.handoff_ms.append((time.perf_counter() - started) * 1000)
             if ok:
                 handed_off[recorder.call_id] = time.time()
                 run.sent += 1
@@ -186,8 +205,7 @@ async def _drive(
                 run.refused += 1
             on_handoff()
 
-    seeds = [rng.getrandbits(48) for _ in range(options.calls)]
-    await asyncio.gather(*(one_call(seed) for seed in seeds))
+    await asyncio.gather(*(one_call(i, r) for i, r in enumerate(recorders)))
 
 
 def _outcomes(

@@ -112,7 +112,18 @@ def _drainer_for(spool: Spool) -> _SpoolDrainer:
 
 
 #: Announcements are sent from here so that constructing a recorder never waits on the network.
-_announcer = ThreadPoolExecutor(max_workers=2, thread_name_prefix="callstore-announce")
+_ANNOUNCER_THREADS = 2
+_announcer = ThreadPoolExecutor(
+    max_workers=_ANNOUNCER_THREADS, thread_name_prefix="callstore-announce"
+)
+
+
+def wait_for_announcements(timeout: float = 30.0) -> None:
+    """Block until the announcements queued so far have been sent (or spooled): for tools that
+    start many calls at once and then measure something else."""
+    markers = [_announcer.submit(lambda: None) for _ in range(_ANNOUNCER_THREADS)]
+    for marker in markers:
+        marker.result(timeout=timeout)
 
 
 class CallRecorder:

@@ -30,8 +30,11 @@ def command(
         Path, typer.Option("--data-dir", help="Where the embedded servers keep their data.")
     ] = Path(".callstore"),
     concurrency: Annotated[
-        int, typer.Option(min=1, max=1000, help="Calls finalized at the same time.")
+        int, typer.Option(min=1, max=1000, help="Hand-offs in flight at the same time, at most.")
     ] = 32,
+    rate: Annotated[
+        float, typer.Option(min=0.1, max=10_000, help="Calls ended per second.")
+    ] = 40.0,
     flower_port: Annotated[int, typer.Option(min=1, max=65535)] = demo.FLOWER_PORT,
     metrics_port: Annotated[int, typer.Option(min=1, max=65535)] = demo.METRICS_PORT,
 ) -> None:
