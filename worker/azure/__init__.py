@@ -10,6 +10,8 @@
 * ``checkpoints``: where each source stands, saved with the data it describes;
 * ``batch``: one batch (``migration.run_batch`` and ``callstore migrate azure run``);
 * ``status``: what is left, how fast it goes;
+* ``by_call``: the records of single calls, read by SID and migrated again (the consistency
+  check and its repair);
 * ``generate`` and ``azurite``: realistic legacy data and the emulator, for tests, the
   benchmark and demos.
 """

@@ -81,9 +81,11 @@ def _repair(
     for line in repairs.apply(
         settings, actions, send=lambda t, q, a: publisher.send(t, args=a, queue=q)
     ):
-        err_console.print(f"repaired: {line}", highlight=False)
+        err_console.print(f"repaired: {line}", highlight=False, soft_wrap=True)
     # Prove it: the same checks again, over everything they examined before.
-    return run_checks(settings, now=as_of, since=report.since, names=names)
+    return run_checks(
+        settings, now=as_of, since=report.since, full=report.since is None, names=names
+    )
 
 
 def _print(report: Report, as_json: bool) -> None:
@@ -92,6 +94,8 @@ def _print(report: Report, as_json: bool) -> None:
         return
     scope = f"changes since {report.since.isoformat()}" if report.since else "everything"
     console.print(f"checked {scope} ({', '.join(report.checks)})", highlight=False, soft_wrap=True)
+    if skipped := report.stats.get("azure", {}).get("skipped"):
+        console.print(f"[dim]{skipped}[/]", highlight=False)
     if report.clean:
         console.print("[green]clean[/]: no discrepancies")
         return
@@ -123,4 +127,4 @@ def _history(settings: Settings, as_json: bool) -> None:
 
 
 def check_names() -> list[str]:
-    return list(available_checks())
+    return list(available_checks(settings_or_exit()))

@@ -1,5 +1,6 @@
-"""Repairing what a check found, where the fix is certain: recompute summaries from the
-children, rebuild a transcript from its messages, make missing partitions, deliver spooled
+"""Repairing what a check found, where the fix is certain: migrate a call again from Azure
+(it differs, is missing, or has a record whose reject was never kept), recompute summaries from
+the children, rebuild a transcript from its messages, make missing partitions, deliver spooled
 calls. Planned first (and printed by the dry run), then applied.
 """
 
@@ -14,8 +15,12 @@ from uuid import UUID
 
 import psycopg
 
+from worker.azure.batch import JOB as MIGRATION_JOB
+from worker.azure.by_call import read_calls, remigrate
+from worker.azure.client import storage_from_settings
 from worker.consistency.types import Discrepancy
 from worker.errors import translate_database_errors
+from worker.jobs import lock_key
 from worker.partitions import ensure_partitions
 from worker.settings import Settings
 from worker.spool import Spool
@@ -37,6 +42,10 @@ ON CONFLICT (call_id) DO NOTHING
 """
 
 
+#: Classes a call's migration from Azure repairs (``worker.consistency.azure``).
+AZURE_REMIGRATED = ("azure_call_differs", "azure_missing_in_postgres", "azure_reject_missing")
+
+
 @dataclass(frozen=True, slots=True)
 class RepairAction:
     kind: str
@@ -51,6 +60,23 @@ def plan(discrepancies: Sequence[Discrepancy]) -> list[RepairAction]:
         if d.repairable:
             by_kind[d.kind].append(d)
     actions = []
+    azure = [
+        d.keys["call_sid"]
+        for kind in AZURE_REMIGRATED
+        for d in by_kind.get(kind, ())
+        if d.keys.get("call_sid")
+    ]
+    if azure:
+        sids = tuple(sorted(set(azure)))
+        actions.append(
+            RepairAction(
+                "azure_remigrate",
+                sids,
+                f"migrate {len(sids)} call(s) again from Azure (its CallHistory entity and"
+                " transcript entries, through the migration's writer; stored entries Azure"
+                f" does not hold are removed): {', '.join(sids)}",
+            )
+        )
     if found := by_kind.get("summary_mismatch"):
         ids = tuple(d.keys["call_id"] for d in found)
         actions.append(
@@ -94,7 +120,9 @@ def apply(
     done = []
     with translate_database_errors(), psycopg.connect(settings.libpq_url) as conn:
         for action in actions:
-            if action.kind == "summary_mismatch":
+            if action.kind == "azure_remigrate":
+                done.append(_remigrate(settings, conn, action.targets))
+            elif action.kind == "summary_mismatch":
                 ids = [UUID(t) for t in action.targets]
                 with conn.transaction():
                     updated = conn.execute(UPDATE_SQL, {"call_ids": ids}).rowcount
@@ -120,3 +148,31 @@ def apply(
                     line += f"; broker still unavailable: {result.broker_error}"
                 done.append(line)
     return done
+
+
+def _remigrate(settings: Settings, conn: psycopg.Connection[Any], sids: Sequence[str]) -> str:
+    """Migrate the calls of ``sids`` again, holding the migration's lock so no batch writes
+    them at the same time."""
+    key = lock_key(MIGRATION_JOB)
+    locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+    conn.commit()
+    if not locked or not locked[0]:
+        return "did not migrate calls again: a migration run holds its lock; repair again later"
+    try:
+        customers = dict(
+            conn.execute(
+                "SELECT twilio_call_sid, legacy_customer_id FROM calls"
+                " WHERE source = 'azure' AND twilio_call_sid = ANY(%s)"
+                " AND legacy_customer_id IS NOT NULL",
+                (list(sids),),
+            ).fetchall()
+        )
+        conn.commit()
+        with storage_from_settings(settings) as storage:
+            # A known customer is a point read; others (a call never migrated, or made from its
+            # entries alone) are looked up by RowKey.
+            found = read_calls(storage, sids, customers={s: [c] for s, c in customers.items()})
+            return remigrate(conn, found).describe()
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+        conn.commit()

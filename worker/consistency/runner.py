@@ -16,15 +16,20 @@ from uuid import UUID
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worker.consistency import azure
 from worker.consistency.checks import STORE_CHECKS
 from worker.consistency.types import Check, CheckContext, Discrepancy
 from worker.errors import translate_database_errors
-from worker.settings import Settings
+from worker.settings import Settings, get_settings
 
 
-def available_checks() -> dict[str, Check]:
-    """Every check by name: the call store's, and the Azure comparison where configured."""
-    return dict(STORE_CHECKS)
+def available_checks(settings: Settings | None = None) -> dict[str, Check]:
+    """Every check by name: the call store's, and the Azure comparison where configured
+    (``CALLSTORE_AZURE_CONNECTION_STRING``)."""
+    checks: dict[str, Check] = dict(STORE_CHECKS)
+    if azure.configured(settings or get_settings()):
+        checks.update(azure.AZURE_CHECKS)
+    return checks
 
 
 @dataclass
@@ -70,10 +75,13 @@ class Report:
         }
 
 
-def watermark(conn: psycopg.Connection[Any]) -> datetime | None:
-    """Start of the last completed run: what changed since then is what a new run examines."""
+def watermark(conn: psycopg.Connection[Any], checks: Iterable[str] = ()) -> datetime | None:
+    """Start of the last completed run of (at least) ``checks``: what changed since then is
+    what a new run of them examines. A run of other checks does not move their watermark."""
     row = conn.execute(
-        "SELECT max(started_at) FROM consistency_reports WHERE status IN ('clean', 'discrepancies')"
+        "SELECT max(started_at) FROM consistency_reports"
+        " WHERE status IN ('clean', 'discrepancies') AND checks @> %s",
+        (list(checks),),
     ).fetchone()
     return row[0] if row else None
 
@@ -88,19 +96,24 @@ def run_checks(
     store: bool = True,
 ) -> Report:
     """Run the checks and (by default) store the report; raises on a database failure."""
-    registry = available_checks()
+    registry = available_checks(settings)
     selected = list(names) if names else list(registry)
     unknown = [n for n in selected if n not in registry]
     if unknown:
-        raise ValueError(f"unknown check(s): {', '.join(unknown)}; known: {', '.join(registry)}")
+        reason = f"unknown check(s): {', '.join(unknown)}; known: {', '.join(registry)}"
+        if any(n in azure.AZURE_CHECKS for n in unknown):
+            reason = f"{', '.join(unknown)}: {azure.NOT_CONFIGURED}"
+        raise ValueError(reason)
     with (
         translate_database_errors(),
         psycopg.connect(settings.libpq_url, autocommit=True, connect_timeout=10) as conn,
     ):
         started_row = conn.execute("SELECT clock_timestamp()").fetchone()
         assert started_row is not None
-        effective_since = None if full else (since or watermark(conn))
+        effective_since = None if full else (since or watermark(conn, selected))
         report = Report(None, started_row[0], now, effective_since, selected)
+        if not azure.configured(settings):
+            report.stats["azure"] = {"skipped": azure.NOT_CONFIGURED}
         if store:
             report.id = _open(conn, report)
         ctx = CheckContext(conn, settings, now, effective_since, report.stats)

@@ -28,6 +28,8 @@ class CheckContext:
     """What a check may look at: the database, the clock, and how far back to look.
 
     ``since`` is None for a full check; otherwise only what changed from then on is examined.
+    ``shared`` holds what one check reads and a later one of the same run may reuse (the Azure
+    comparison reads every call once; the counts per source take theirs from that read).
     """
 
     conn: psycopg.Connection[Any]
@@ -35,6 +37,7 @@ class CheckContext:
     now: datetime
     since: datetime | None
     stats: dict[str, Any] = field(default_factory=dict)
+    shared: dict[str, Any] = field(default_factory=dict)
 
     @property
     def full(self) -> bool:
