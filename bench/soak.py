@@ -46,7 +46,7 @@ class SoakConfig:
     workers: int = 2
     #: Calls handed off per second: below what the workers sustain, so faults land while work
     #: is flowing instead of on a backlog.
-    rate: float = 20.0
+    rate: float = 12.0
     concurrency: int = 8
     malformed_ratio: float = 0.01
     duplicate_ratio: float = 0.05
@@ -368,11 +368,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__)
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--rate", type=float, default=SoakConfig.rate, help="calls handed off per second"
+    )
     parser.add_argument("--json", type=Path)
     parser.add_argument("--short", action="store_true", help="the test suite's one-minute run")
     args = parser.parse_args(argv)
     config = (
-        SoakConfig.short() if args.short else SoakConfig(calls=args.calls, workers=args.workers)
+        SoakConfig.short()
+        if args.short
+        else SoakConfig(calls=args.calls, workers=args.workers, rate=args.rate)
     )
     result = run(config)
     figures = result.as_dict()
