@@ -40,6 +40,14 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "schedule": HOUR,
         "options": {"queue": "maintenance", "expires": HOUR - 5 * MINUTE},
     },
+    # Full, weekly: what an incremental run cannot see, such as a child row edited or deleted
+    # by hand (that does not move its call's updated_at) or an Azure entity changed in place.
+    "consistency-check-full": {
+        "task": "consistency.check",
+        "schedule": 7 * DAY,
+        "kwargs": {"full": True},
+        "options": {"queue": "maintenance", "expires": 6 * HOUR},
+    },
     # A round trip through the calls queue, so a metric shows that finalize workers consume
     # (worker/canary.py). Dropped when it waited over 50 s: the canary's age then keeps growing.
     "canary": {

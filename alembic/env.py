@@ -48,6 +48,9 @@ def _configure(connection: Connection) -> None:
         render_item=render_item,
         compare_type=True,
         compare_server_default=False,
+        # One transaction per revision: a revision may step outside it (CREATE INDEX
+        # CONCURRENTLY), and what ran before it stays committed.
+        transaction_per_migration=True,
     )
 
 

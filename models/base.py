@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, text
+from sqlalchemy import DateTime, Index, text
 from sqlmodel import Field, SQLModel
 
 NAMING_CONVENTION = {
@@ -50,6 +50,12 @@ def in_check(column: str, values: tuple[str, ...]) -> str:
     """SQL text of a CHECK that restricts an enum-like VARCHAR column to ``values``."""
     quoted = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
     return f"{column} IN ({quoted})"
+
+
+def brin(table: str, column: str) -> Index:
+    """A BRIN index on an insert-ordered time column: a few pages, nearly free to maintain on
+    the write path, and enough for the consistency check's "changed since" range scans."""
+    return Index(f"ix_{table}_{column}_brin", column, postgresql_using="brin")
 
 
 class Created(SQLModel):

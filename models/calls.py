@@ -30,7 +30,7 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlmodel import Field
 
-from models.base import Created, Timestamped, in_check
+from models.base import Created, Timestamped, brin, in_check
 from models.enums import (
     CallSource,
     CallStatus,
@@ -94,6 +94,9 @@ class Call(Timestamped, table=True):
             postgresql_where=text("legacy_customer_id IS NOT NULL AND customer_id IS NULL"),
         ),
         Index("uq_calls_source_twilio_call_sid", "source", "twilio_call_sid", unique=True),
+        # What changed since the consistency check's watermark (a revision appends a new
+        # tuple version, so the heap stays ordered by updated_at well enough for BRIN).
+        brin("calls", "updated_at"),
     )
 
     call_id: uuid.UUID = Field(sa_type=PG_UUID(as_uuid=True), primary_key=True)
@@ -199,6 +202,7 @@ class CallTranscript(Timestamped, table=True):
 
     __tablename__ = "call_transcripts"
     __table_args__ = (
+        brin("call_transcripts", "created_at"),
         Index("ix_call_transcripts_search_vector", "search_vector", postgresql_using="gin"),
     )
 
@@ -235,6 +239,7 @@ class CallRagChunk(Created, table=True):
 
     __tablename__ = "call_rag_chunks"
     __table_args__ = (
+        brin("call_rag_chunks", "created_at"),
         CheckConstraint("score >= 0 AND score <= 1", name="score_range"),
         Index("ix_call_rag_chunks_call_id", "call_id"),
         Index("ix_call_rag_chunks_retrieval_id_chunk_rank", "retrieval_id", "chunk_rank"),
@@ -270,7 +275,10 @@ class CallExtractedVariables(Created, table=True):
     """One variable-extraction attempt: what was asked for and what came back."""
 
     __tablename__ = "call_extracted_variables"
-    __table_args__ = (Index("ix_call_extracted_variables_call_id", "call_id", "sequence"),)
+    __table_args__ = (
+        Index("ix_call_extracted_variables_call_id", "call_id", "sequence"),
+        brin("call_extracted_variables", "created_at"),
+    )
 
     id: uuid.UUID | None = Field(default=None, sa_column=_row_id())
     call_id: uuid.UUID = Field(sa_column=_call_fk())
@@ -293,6 +301,7 @@ class CallAnalysis(Timestamped, table=True):
 
     __tablename__ = "call_analysis"
     __table_args__ = (
+        brin("call_analysis", "created_at"),
         CheckConstraint(
             "sentiment IS NULL OR " + in_check("sentiment", values(Sentiment)), name="sentiment"
         ),
@@ -340,7 +349,10 @@ class CallUserInterruption(Created, table=True):
     """The caller talking over the agent."""
 
     __tablename__ = "call_user_interruptions"
-    __table_args__ = (Index("ix_call_user_interruptions_call_id", "call_id"),)
+    __table_args__ = (
+        Index("ix_call_user_interruptions_call_id", "call_id"),
+        brin("call_user_interruptions", "created_at"),
+    )
 
     id: uuid.UUID | None = Field(default=None, sa_column=_row_id())
     call_id: uuid.UUID = Field(sa_column=_call_fk())
@@ -354,7 +366,10 @@ class CallToolExecution(Created, table=True):
     ``request``/``response`` then stay NULL and the text is kept in ``*_text``."""
 
     __tablename__ = "call_tool_executions"
-    __table_args__ = (Index("ix_call_tool_executions_call_id", "call_id", "sequence"),)
+    __table_args__ = (
+        Index("ix_call_tool_executions_call_id", "call_id", "sequence"),
+        brin("call_tool_executions", "created_at"),
+    )
 
     id: uuid.UUID | None = Field(default=None, sa_column=_row_id())
     call_id: uuid.UUID = Field(sa_column=_call_fk())
@@ -376,6 +391,7 @@ class CallEvent(Created, table=True):
 
     __tablename__ = "call_events"
     __table_args__ = (
+        brin("call_events", "created_at"),
         Index("ix_call_events_call_id", "call_id", "sequence"),
         Index("ix_call_events_event_type", "event_type"),
     )

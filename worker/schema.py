@@ -25,7 +25,9 @@ def alembic_config(*, premake_months: int | None = None) -> Config:
 def _run(sqlalchemy_url: str, premake_months: int | None, action: str, *args: str) -> None:
     engine = create_engine(sqlalchemy_url, poolclass=pool.NullPool)
     try:
-        with engine.begin() as connection:
+        # Not engine.begin(): Alembic runs each revision in its own transaction, and a revision
+        # that builds an index CONCURRENTLY needs to step outside it (autocommit_block).
+        with engine.connect() as connection:
             config = alembic_config(premake_months=premake_months)
             config.attributes["connection"] = connection
             getattr(command, action)(config, *args)
