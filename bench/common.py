@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -82,6 +84,20 @@ def timed(function: Callable[[], T]) -> tuple[T, float]:
     started = time.perf_counter()
     result = function()
     return result, time.perf_counter() - started
+
+
+def section_main(
+    prog: str, description: str | None, run: Callable[..., dict[str, Any]], argv: list[str] | None
+) -> dict[str, Any]:
+    """The command line of a benchmark section: ``[--quick] [--json FILE]``, then ``run``."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
+    parser.add_argument("--json", type=Path, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    results = run(quick=args.quick)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    return results
 
 
 def percentile(values: list[float], q: int) -> float:

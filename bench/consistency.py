@@ -23,8 +23,6 @@ Azure part), in one run on one machine, every figure against a baseline of the s
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import tempfile
 import time
@@ -37,6 +35,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import sql
 
+from bench.common import section_main, timed
 from bench.retention import _make_history
 from worker import stack
 from worker.azure import azurite
@@ -86,12 +85,6 @@ def _settings(url: str, spool: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
-
-
-def _timed(action: Callable[[], T]) -> tuple[T, float]:
-    started = time.perf_counter()
-    result = action()
-    return result, time.perf_counter() - started
 
 
 # -- the call store's checks -----------------------------------------------------------------
@@ -162,7 +155,7 @@ def store_checks(url: str, settings: Settings, sizes: Sizes) -> dict[str, Any]:
     per_check: dict[str, Any] = {}
     for attempt in range(ROUNDS):
         print(f"  store checks: full run {attempt + 1} ...", flush=True)
-        full, seconds = _timed(lambda: run_checks(settings, now=datetime.now(UTC), full=True))
+        full, seconds = timed(lambda: run_checks(settings, now=datetime.now(UTC), full=True))
         assert full.checks == names, full.checks
         assert full.clean, full.as_dict()["discrepancies"][:5]
         fulls.append(seconds)
@@ -170,7 +163,7 @@ def store_checks(url: str, settings: Settings, sizes: Sizes) -> dict[str, Any]:
         with psycopg.connect(url, autocommit=True) as conn:
             made = _change(conn, sizes, rng)
         changed = made["changed"]
-        incremental, seconds = _timed(lambda: run_checks(settings, now=datetime.now(UTC)))
+        incremental, seconds = timed(lambda: run_checks(settings, now=datetime.now(UTC)))
         assert incremental.since == full.started_at, (incremental.since, full.started_at)
         incrementals.append(seconds)
         examined["incremental"] = int(incremental.stats["summaries_examined"])
@@ -203,7 +196,7 @@ def _per_check(url: str, settings: Settings, since: datetime | None) -> dict[str
         for mode, window in (("full", None), ("incremental", since)):
             for name, check in STORE_CHECKS.items():
                 ctx = CheckContext(conn, settings, datetime.now(UTC), window)
-                _, seconds = _timed(lambda: list(check(ctx)))  # noqa: B023 - called at once
+                _, seconds = timed(lambda: list(check(ctx)))  # noqa: B023 - called at once
                 found.setdefault(name, {})[mode] = round(seconds * 1000, 1)
     return found
 
@@ -274,7 +267,7 @@ class _CountingSide(azure.StoreSide):
 
 def compare_ranges(conn: psycopg.Connection[Any], azure_side: dict[str, str]) -> dict[str, Any]:
     store = _CountingSide(conn)
-    result, seconds = _timed(lambda: rangediff.diff(rangediff.SortedSide(azure_side), store))
+    result, seconds = timed(lambda: rangediff.diff(rangediff.SortedSide(azure_side), store))
     return {
         "seconds": seconds,
         "statements": store.statements,
@@ -290,7 +283,7 @@ def compare_calls(conn: psycopg.Connection[Any], azure_side: dict[str, str]) -> 
         keys = ours.keys() | azure_side.keys()
         return len(ours), sorted(k for k in keys if ours.get(k) != azure_side.get(k))
 
-    (fetched, differing), seconds = _timed(work)
+    (fetched, differing), seconds = timed(work)
     return {"seconds": seconds, "statements": 1, "rows_fetched": fetched, "differing": differing}
 
 
@@ -303,7 +296,7 @@ def compare_rows(conn: psycopg.Connection[Any], azure_side: dict[str, str]) -> d
         keys = ours.keys() | azure_side.keys()
         return fetched, sorted(k for k in keys if ours.get(k) != azure_side.get(k))
 
-    (fetched, differing), seconds = _timed(work)
+    (fetched, differing), seconds = timed(work)
     return {"seconds": seconds, "statements": 1, "rows_fetched": fetched, "differing": differing}
 
 
@@ -386,7 +379,7 @@ def azure_comparison(
         print(f"  azure: migrating {written.total} entities ...", flush=True)
         engine = build_engine(settings)
         try:
-            migrated, migrate_seconds = _timed(
+            migrated, migrate_seconds = timed(
                 lambda: run_batches(
                     settings,
                     clock=lambda: datetime.now(UTC),
@@ -402,7 +395,7 @@ def azure_comparison(
         names = list(azure.AZURE_CHECKS)
 
         def check(*, full: bool) -> tuple[Report, float]:
-            return _timed(
+            return timed(
                 lambda: run_checks(settings, now=datetime.now(UTC), full=full, names=names)
             )
 
@@ -534,14 +527,7 @@ def _print(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.consistency", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, about a minute")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return results
+    return section_main("python -m bench.consistency", __doc__, run, argv)
 
 
 if __name__ == "__main__":

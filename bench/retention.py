@@ -19,8 +19,6 @@ times shifted into the month), which makes 100k realistic calls in a minute rath
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import random
 import statistics
@@ -38,6 +36,7 @@ import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
 
+from bench.common import section_main
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
 from worker import stack
@@ -449,14 +448,7 @@ def _print(results: dict[str, Any]) -> None:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    parser = argparse.ArgumentParser(prog="python -m bench.retention", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="small sizes, under a minute")
-    parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    args = parser.parse_args(argv)
-    results = run(quick=args.quick)
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
-    return results
+    return section_main("python -m bench.retention", __doc__, run, argv)
 
 
 if __name__ == "__main__":

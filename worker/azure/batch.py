@@ -23,9 +23,7 @@ batch N is read. At most three batches are in memory (one written, one queued, o
 from __future__ import annotations
 
 import copy
-import queue
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -49,6 +47,7 @@ from worker.finalize import partition_guard
 from worker.jobs import exclusive_job
 from worker.log import get_logger
 from worker.partitions import month_start
+from worker.readahead import read_ahead
 from worker.settings import Settings
 
 log = get_logger("callstore.migration")
@@ -295,60 +294,24 @@ def plan_batch(storage: AzureStorage, state: dict[str, Checkpoint], opts: Option
     return work
 
 
-_DONE = object()
-
-
 @contextmanager
 def _planned(
     storage: AzureStorage, state: dict[str, Checkpoint], opts: Options, *, prefetch: bool
 ) -> Iterator[Iterator[list[_Work]]]:
     """Batches as they are planned: in this thread, or one ahead in a reader thread."""
+    batches: Iterator[list[_Work]] = iter(lambda: plan_batch(storage, state, opts), None)
     if not prefetch:
-        yield iter(lambda: plan_batch(storage, state, opts), None)
+        yield batches
         return
-    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def put(item: Any) -> None:
-        while not stop.is_set():
-            try:
-                handoff.put(item, timeout=0.1)
-                return
-            except queue.Full:
-                continue
-
-    def read() -> None:
-        try:
-            while not stop.is_set():
-                put(plan_batch(storage, state, opts))
-        except BaseException as error:  # handed to the writing thread, which raises it
-            put(error)
-
-    def batches() -> Iterator[list[_Work]]:
-        while True:
-            item = handoff.get()
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-            del item  # not kept alive while the next batch is awaited
-
-    reader = threading.Thread(target=read, name="azure-migration-reader", daemon=True)
     # The reader is busy in Python (the SDK parses every entity) while the writer mostly waits
     # on PostgreSQL; with the default 5 ms switch interval the writer waits up to that long for
     # the GIL after every statement. A shorter interval measured ~20 % faster batches.
     interval = sys.getswitchinterval()
     sys.setswitchinterval(min(interval, SWITCH_INTERVAL))
-    reader.start()
     try:
-        yield batches()
+        with read_ahead(batches, depth=1, name="azure-migration-reader") as planned:
+            yield planned
     finally:
-        stop.set()
-        while reader.is_alive():
-            try:
-                handoff.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        reader.join()
         sys.setswitchinterval(interval)
 
 
