@@ -307,18 +307,24 @@ def _insert_sql(table: str, columns: Sequence[str]) -> sql.Composed:
     )
 
 
+# The statements are composed once and kept as bytes: composing a ``sql.Composed`` again on
+# every execution cost about a tenth of a call's persist time.
 _COPY_SQL = {
-    table: _copy_sql(table, columns, binary=CHILD_TYPES[table] is not None)
+    table: _copy_sql(table, columns, binary=CHILD_TYPES[table] is not None).as_bytes(None)
     for table, columns in CHILD_COLUMNS.items()
 }
-_INSERT_SQL = {table: _insert_sql(table, columns) for table, columns in CHILD_COLUMNS.items()}
+_INSERT_SQL = {
+    table: _insert_sql(table, columns).as_bytes(None) for table, columns in CHILD_COLUMNS.items()
+}
 #: The call's start announcement is settled by its finalize (``worker.announcements``).
-_SETTLE_ANNOUNCEMENT = "DELETE FROM call_announcements WHERE call_id = %s"
+_SETTLE_ANNOUNCEMENT = b"DELETE FROM call_announcements WHERE call_id = %s"
 _DELETE_SQL = {
-    table: sql.SQL("DELETE FROM {table} WHERE call_id = %s").format(table=sql.Identifier(table))
+    table: sql.SQL("DELETE FROM {table} WHERE call_id = %s")
+    .format(table=sql.Identifier(table))
+    .as_bytes(None)
     for table in CHILD_COLUMNS
 }
-_UPSERT_CACHE: dict[tuple[str, ...], sql.Composed] = {}
+_UPSERT_CACHE: dict[tuple[str, ...], bytes] = {}
 
 
 def copy_children(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
@@ -362,7 +368,7 @@ def write_call(
     columns = tuple(rows.call)
     statement = _UPSERT_CACHE.get(columns)
     if statement is None:
-        statement = _UPSERT_CACHE.setdefault(columns, _upsert_call_sql(columns))
+        statement = _UPSERT_CACHE.setdefault(columns, _upsert_call_sql(columns).as_bytes(None))
     with conn.cursor() as cursor:
         cursor.execute(statement, tuple(rows.call.values()))
         written = cursor.fetchone()

@@ -16,13 +16,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import pydantic_core
 import redis
 from celery import Celery
 from kombu.serialization import registry
 from kombu.utils import json as kombu_json
 
 from worker import settlement
+from worker.encoding import encode_json
 from worker.errors import BrokerUnavailable
 from worker.queues import redis_client
 from worker.settings import Settings
@@ -35,7 +35,7 @@ SERIALIZER = "callstore-json"
 
 
 def _encode(value: Any) -> str:
-    return pydantic_core.to_json(value).decode()
+    return encode_json(value).decode()
 
 
 registry.register(  # type: ignore[no-untyped-call]

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from worker.encoding import encode_json
 from worker.errors import BrokerUnavailable
 
 SUFFIX = ".json"
@@ -112,7 +113,7 @@ class Spool:
             "reason": reason,
             "spooled_at": datetime.now(UTC).isoformat(),
         }
-        data = json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
+        data = encode_json(record)
         name = f"{time.time_ns():020d}-{key}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         final = self.directory / name
         temporary = self.directory / f".{name}.tmp"
@@ -142,9 +143,7 @@ class Spool:
         record = {"task": task_name, "queue": queue, "args": args}
         name = f"{time.time_ns():020d}-{key}-r{revision}-a0{SUFFIX}"
         temporary = directory / f".{name}.tmp"
-        temporary.write_bytes(
-            json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode()
-        )
+        temporary.write_bytes(encode_json(record))
         final = directory / name
         temporary.replace(final)
         return final
