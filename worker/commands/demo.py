@@ -80,6 +80,9 @@ def command(
             with contextlib.suppress(KeyboardInterrupt):
                 stop.wait()
     finally:
+        # A second Ctrl-C while the processes stop would leave them running without us; the
+        # stop is bounded (worker/processes.py), so it is not interruptible.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         system.stop()
     if run.lost or run.refused:
         raise typer.Exit(1)
