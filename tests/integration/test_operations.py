@@ -12,7 +12,6 @@ import base64
 import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
 import urllib.error
@@ -38,6 +37,7 @@ from tests.helpers import (
     CELERY,
     PROJECT_ROOT,
     WorkerProcess,
+    free_port,
     settings_env,
     start_worker,
     wait_until,
@@ -56,12 +56,6 @@ pytestmark = pytest.mark.integration
 
 CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 USER, PASSWORD = "ops", "flower-Pa55"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def http_get(url: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str]:
