@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
 import beat_schedule
-from worker.settings import get_settings
-
-
-@pytest.fixture
-def celery_app(monkeypatch: pytest.MonkeyPatch) -> Any:
-    monkeypatch.setenv("CALLSTORE_DATABASE_URL", "postgresql://postgres@/callstore?host=/nowhere")
-    monkeypatch.setenv("CALLSTORE_BROKER_URL", "redis+socket:///nowhere/redis.socket")
-    get_settings.cache_clear()
-    try:
-        module = importlib.import_module("worker.celery_app")
-        module.app.loader.import_default_modules()
-        yield module
-    finally:
-        get_settings.cache_clear()
 
 
 def _seconds(value: Any) -> float:

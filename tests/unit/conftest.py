@@ -1,0 +1,26 @@
+"""Fixtures shared by the unit tests."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from worker.settings import get_settings
+
+
+@pytest.fixture
+def celery_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``worker.celery_app`` with every task module imported, configured for servers that are
+    never contacted (the app is only inspected)."""
+    monkeypatch.setenv("CALLSTORE_DATABASE_URL", "postgresql://postgres@/callstore?host=/nowhere")
+    monkeypatch.setenv("CALLSTORE_BROKER_URL", "redis+socket:///nowhere/redis.socket")
+    get_settings.cache_clear()
+    try:
+        module = importlib.import_module("worker.celery_app")
+        module.app.loader.import_default_modules()
+        yield module
+    finally:
+        get_settings.cache_clear()
