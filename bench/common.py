@@ -18,8 +18,8 @@ import psycopg
 import redis
 from psycopg import sql
 
-from worker import processes, stack
-from worker.schema import upgrade
+from worker.dev import processes, stack
+from worker.migrations import upgrade
 from worker.settings import Settings
 
 T = TypeVar("T")

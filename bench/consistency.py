@@ -37,9 +37,6 @@ from psycopg import sql
 
 from bench.common import section_main, timed
 from bench.retention import _make_history
-from worker import stack
-from worker.azure import azurite
-from worker.azure import generate as g
 from worker.azure.batch import run_batches
 from worker.azure.client import AzureStorage
 from worker.consistency import azure, rangediff, repair, store_digests
@@ -49,8 +46,10 @@ from worker.consistency.checks import STORE_CHECKS
 from worker.consistency.runner import Report, run_checks
 from worker.consistency.types import CheckContext
 from worker.db import build_engine
+from worker.dev import azurite, stack
+from worker.dev import legacy_data as g
 from worker.log import configure_logging
-from worker.schema import upgrade
+from worker.migrations import upgrade
 from worker.settings import Settings
 
 T = TypeVar("T")

@@ -2,7 +2,7 @@
 
 All paths write the same simulated calls into the same freshly truncated tables:
 
-* **real path** — ``worker.persist.persist_call`` per call, one transaction per call (what a
+* **real path** — ``worker.calls.persist.persist_call`` per call, one transaction per call (what a
   worker does): binary COPY for the big tables, one pipeline of prepared INSERTs for the small;
 * alternatives for the children, same transaction shape: multi-row ``INSERT ... VALUES`` and
   ``executemany`` (psycopg pipelines it), to show why COPY was chosen;
@@ -40,7 +40,7 @@ from models.tables import (
     CallTransition,
     CallUserInterruption,
 )
-from worker.persist import (
+from worker.calls.persist import (
     CHILD_COLUMNS,
     CallRows,
     build_rows,
@@ -48,7 +48,7 @@ from worker.persist import (
     persist_call,
     write_call,
 )
-from worker.simulate import simulate_call
+from worker.dev.simulate import simulate_call
 
 ORM_CLASSES: dict[str, Any] = {
     "call_messages": CallMessage,

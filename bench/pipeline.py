@@ -26,11 +26,11 @@ from bench.common import (
     worker_env,
 )
 from models.payload import QUEUE, TASK_NAME
-from worker.publisher import Publisher
-from worker.recorder import CallRecorder
+from worker.calls.validation import encode
+from worker.client.publisher import Publisher
+from worker.client.recorder import CallRecorder
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
-from worker.validation import encode
 
 
 def _recorders(

@@ -39,16 +39,21 @@ from sqlalchemy import Engine
 from bench.common import section_main
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
-from worker import stack
+from worker.calls.finalize import finalize_call, partition_months
+from worker.calls.persist import CHILD_COLUMNS, build_rows, write_call
 from worker.db import build_engine, raw_connection, session_scope
-from worker.finalize import finalize_call, partition_months
+from worker.dev import stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.log import configure_logging
-from worker.partitions import ensure_partitions, month_bounds, rotate_partitions
-from worker.persist import CHILD_COLUMNS, build_rows, write_call
-from worker.retention import RetentionPolicy, cutoff, delete_call_batch, enforce_retention
-from worker.schema import upgrade
+from worker.maintenance.partitions import ensure_partitions, month_bounds, rotate_partitions
+from worker.maintenance.retention import (
+    RetentionPolicy,
+    cutoff,
+    delete_call_batch,
+    enforce_retention,
+)
+from worker.migrations import upgrade
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
 
 EXPIRED_MONTH = date(2025, 1, 1)
 #: Retention runs as if it were this long after the expired month: only that month expires.

@@ -31,10 +31,10 @@ from bench.common import (
     worker_env,
 )
 from models.payload import QUEUE, TASK_NAME
-from worker import stack
-from worker.publisher import Publisher
+from worker.client.publisher import Publisher
+from worker.dev import stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
 
 
 def _fill_queue(settings: Settings, count: int, seed: int) -> None:

@@ -33,11 +33,11 @@ import psycopg
 
 from bench.common import BenchStack, bench_stack, percentile, start_worker, worker_env
 from models.payload import QUEUE, TASK_NAME
-from worker import processes, stack
-from worker.publisher import Publisher
+from worker.client.publisher import Publisher
+from worker.client.spool import Spool
+from worker.dev import processes, stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
-from worker.spool import Spool
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The payload contract between the call runtime and the workers (``calls.finalize``).
 
-The runtime builds it (``worker.recorder``), the worker validates it again before touching the
+The runtime builds it (``worker.client.recorder``), the worker validates it again before touching the
 database, and ``docs/payload.schema.json`` is its JSON Schema export (a test keeps it current).
 Everything PostgreSQL would refuse is refused here first, with a message naming the field, so
 a bad payload is dead-lettered with a clear reason instead of failing inside a transaction.

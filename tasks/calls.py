@@ -8,17 +8,17 @@ from celery import Task
 
 from models.payload import ANNOUNCE_TASK_NAME
 from tasks.retry import backoff_seconds, retries_left
-from worker import dead_letter
-from worker.announcements import record_announcement, validate_announcement
+from worker.calls import dead_letters as dead_letter
+from worker.calls.announcements import record_announcement, validate_announcement
+from worker.calls.dead_letters import call_id_of
+from worker.calls.finalize import FinalizeResult, finalize_call, give_up
+from worker.calls.validation import encode
 from worker.celery_app import app
+from worker.client.settlement import settle
 from worker.db import raw_connection, session_scope
-from worker.dead_letter import call_id_of
 from worker.errors import DatabaseUnavailable, PermanentError
-from worker.finalize import FinalizeResult, finalize_call, give_up
 from worker.log import get_logger
 from worker.settings import get_settings
-from worker.settlement import settle
-from worker.validation import encode
 
 log = get_logger("callstore.tasks.calls")
 

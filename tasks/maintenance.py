@@ -13,12 +13,12 @@ from typing import Any
 from celery import Task
 
 from tasks.progress import report_progress
-from worker import partitions, retention
 from worker.celery_app import app
+from worker.client.publisher import drain
 from worker.db import maintenance_connection
 from worker.errors import MaintenanceIncomplete
 from worker.jobs import exclusive_job
-from worker.publisher import drain
+from worker.maintenance import partitions, retention
 from worker.settings import get_settings
 
 #: Retention stops deleting and detaching after this long; the next run goes on.

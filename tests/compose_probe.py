@@ -95,7 +95,7 @@ def check_alembic(argv: list[str]) -> str | None:
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    from worker.schema import alembic_config
+    from worker.migrations import alembic_config
 
     if not (PROJECT_ROOT / "alembic.ini").is_file():
         return "alembic.ini is missing from the project root (the image's working directory)"

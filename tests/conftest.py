@@ -20,9 +20,9 @@ import redis
 from sqlalchemy import Engine
 
 from tests.factories import make_settings
-from worker import stack
 from worker.db import build_engine, dispose_engine
-from worker.schema import upgrade
+from worker.dev import stack
+from worker.migrations import upgrade
 from worker.settings import ENV_PREFIX, Settings, get_settings
 
 TEMPLATE = "callstore_template"

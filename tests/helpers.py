@@ -23,10 +23,10 @@ from sqlalchemy import Engine
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
 from tests import factories
+from worker.calls.finalize import partition_months
+from worker.calls.persist import CHILD_COLUMNS, build_rows, write_call
 from worker.db import raw_connection, session_scope
-from worker.finalize import partition_months
-from worker.partitions import ensure_partitions, existing_months, list_partitions
-from worker.persist import CHILD_COLUMNS, build_rows, write_call
+from worker.maintenance.partitions import ensure_partitions, existing_months, list_partitions
 from worker.settings import ENV_PREFIX, Settings
 
 T = TypeVar("T")

@@ -65,7 +65,7 @@ _KEY_VALUE_SECRET = re.compile(
 _PHONE = re.compile(r"(?<![\w+])\+\d{8,15}\b")
 #: Where Celery's lines about a refused or undecodable message start quoting the message body.
 _MESSAGE_BODY_MARKERS = ("The full contents of the message body was", "\nbody: ")
-#: How ``worker.publisher.payload_repr`` shows a call in task arguments.
+#: How ``worker.client.publisher.payload_repr`` shows a call in task arguments.
 _CALL_REPR = re.compile(r"<call (?P<call_id>[0-9a-f-]{36}) revision \d+>")
 
 

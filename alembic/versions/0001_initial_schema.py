@@ -2,7 +2,7 @@
 
 Beyond what autogenerate sees, this revision enables ``vector``, installs the ``set_updated_at``
 trigger on every table with ``updated_at``, and makes the monthly partitions for the current
-month plus ``CALLSTORE_PARTITION_PREMAKE_MONTHS`` ahead with ``worker.partitions`` (the same
+month plus ``CALLSTORE_PARTITION_PREMAKE_MONTHS`` ahead with ``worker.maintenance.partitions`` (the same
 function the beat rotation task runs), instead of pre-creating years of empty partitions.
 
 Revision ID: 0001
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 
 from alembic import op
 from models.base import UPDATED_AT_TABLES
-from worker.partitions import ensure_horizon
+from worker.maintenance.partitions import ensure_horizon
 
 revision: str = "0001"
 down_revision: str | None = None

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Database
-from worker.schema import downgrade, upgrade
+from worker.migrations import downgrade, upgrade
 
 
 def _has_archive_schema(conn: psycopg.Connection[Any]) -> bool:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from worker.schema import ALEMBIC_INI
+from worker.migrations import ALEMBIC_INI
 from worker.settings import ENV_PREFIX
 
 BIN = Path(sys.executable).parent

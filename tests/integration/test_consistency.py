@@ -17,11 +17,11 @@ from sqlalchemy import Engine
 
 from tests import factories
 from tests.helpers import settings_env
+from worker.calls.finalize import finalize_call
+from worker.client.spool import Spool
 from worker.consistency.runner import run_checks
-from worker.finalize import finalize_call
-from worker.partitions import add_months, month_start, partition_name
+from worker.maintenance.partitions import add_months, month_start, partition_name
 from worker.settings import Settings
-from worker.spool import Spool
 
 CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 NOW = datetime.now(UTC)

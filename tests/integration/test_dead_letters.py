@@ -19,11 +19,11 @@ from tests import factories
 from tests.conftest import Database
 from tests.helpers import WorkerProcess, settings_env, start_worker, wait_until
 from tests.strategies import malformed_payloads
+from worker.calls.finalize import give_up
+from worker.calls.validation import encode
+from worker.client.publisher import Publisher
 from worker.errors import ConcurrencyConflict
-from worker.finalize import give_up
-from worker.publisher import Publisher
 from worker.settings import Settings
-from worker.validation import encode
 
 CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 
 from tests.helpers import free_port
-from worker import stack
+from worker.dev import stack
 from worker.settings import ENV_PREFIX
 
 CALLSTORE = Path(sys.executable).with_name("callstore")

@@ -15,8 +15,8 @@ from models.base import PARTITIONED_TABLES
 from tests.helpers import assert_whole_or_gone, drop_all_partitions, store_call
 from worker.cli import app
 from worker.jobs import exclusive_job
-from worker.partitions import ROTATION_JOB
-from worker.retention import JOB as RETENTION_JOB
+from worker.maintenance.partitions import ROTATION_JOB
+from worker.maintenance.retention import JOB as RETENTION_JOB
 from worker.settings import Settings
 
 runner = CliRunner()

@@ -20,9 +20,14 @@ from tests.helpers import (
     orphan_rows,
     store_call,
 )
-from worker import archive
-from worker.partitions import add_months, month_range, rotate_partitions
-from worker.retention import RetentionPolicy, cutoff, enforce_retention, first_kept_month
+from worker.maintenance import archive
+from worker.maintenance.partitions import add_months, month_range, rotate_partitions
+from worker.maintenance.retention import (
+    RetentionPolicy,
+    cutoff,
+    enforce_retention,
+    first_kept_month,
+)
 
 FIRST = date(2025, 6, 1)
 STEPS = 26

@@ -16,10 +16,10 @@ from models.base import PARTITIONED_TABLES
 from models.payload import QUEUE, TASK_NAME, CallPayload
 from tests import factories
 from tests.helpers import assert_whole_or_gone, orphan_rows, start_worker, store_call, wait_until
-from worker.partitions import ARCHIVE_SCHEMA, ROTATION_JOB
-from worker.persist import build_rows
-from worker.publisher import Publisher
-from worker.retention import JOB as RETENTION_JOB
+from worker.calls.persist import build_rows
+from worker.client.publisher import Publisher
+from worker.maintenance.partitions import ARCHIVE_SCHEMA, ROTATION_JOB
+from worker.maintenance.retention import JOB as RETENTION_JOB
 from worker.settings import Settings
 
 

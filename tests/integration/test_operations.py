@@ -42,15 +42,15 @@ from tests.helpers import (
     start_worker,
     wait_until,
 )
-from worker import stack
-from worker.canary import CANARY_TASK
+from worker.calls.finalize import give_up
+from worker.client.publisher import Publisher
+from worker.client.spool import Spool
 from worker.db import build_engine
+from worker.dev import stack
 from worker.errors import ConcurrencyConflict
-from worker.finalize import give_up
 from worker.jobs import exclusive_job
-from worker.publisher import Publisher
+from worker.monitoring.canary import CANARY_TASK
 from worker.settings import Settings
-from worker.spool import Spool
 
 pytestmark = pytest.mark.integration
 

@@ -20,10 +20,10 @@ from models.payload import QUEUE, TASK_NAME
 from tests import factories
 from tests.conftest import Database
 from tests.helpers import WorkerProcess, settings_env, start_worker, wait_until
-from worker import stack
-from worker.publisher import Publisher
+from worker.client.publisher import Publisher
+from worker.client.spool import Spool
+from worker.dev import stack
 from worker.settings import Settings
-from worker.spool import Spool
 
 pytestmark = pytest.mark.integration
 

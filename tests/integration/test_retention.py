@@ -33,16 +33,16 @@ from tests.helpers import (
     store_call,
     wait_until,
 )
-from worker import archive, retention
 from worker.errors import ExportMismatch
-from worker.partitions import (
+from worker.maintenance import archive, retention
+from worker.maintenance.partitions import (
     ARCHIVE_SCHEMA,
     detach_concurrently,
     detached_tables,
     list_partitions,
     rotate_partitions,
 )
-from worker.retention import RetentionPolicy, enforce_retention, plan_retention
+from worker.maintenance.retention import RetentionPolicy, enforce_retention, plan_retention
 from worker.settings import Settings
 
 NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)  # cutoff 2026-03-15 12:00, months < 2026-03 expire

@@ -16,7 +16,7 @@ from prometheus_client import generate_latest
 from tests.factories import make_settings
 from tests.helpers import CELERY, PROJECT_ROOT, settings_env, wait_until
 from worker.log import configure_logging
-from worker.metrics import registry_for
+from worker.monitoring.prometheus import registry_for
 
 CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 DB_PASSWORD = "Db-Secret-7f3a"

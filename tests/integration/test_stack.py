@@ -20,8 +20,8 @@ import redis
 
 from models.base import PARTITIONED_TABLES
 from models.tables import metadata
-from worker import stack
-from worker.partitions import add_months, month_range, month_start, partition_name
+from worker.dev import stack
+from worker.maintenance.partitions import add_months, month_range, month_start, partition_name
 from worker.settings import ENV_PREFIX
 
 CALLSTORE = Path(sys.executable).with_name("callstore")

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.payload import MAX_CLOCK_SKEW
-from worker.archive import RowDigest, digest_chunks
-from worker.partitions import add_months, month_bounds
-from worker.retention import cutoff, first_kept_month, may_own_rows_before
+from worker.maintenance.archive import RowDigest, digest_chunks
+from worker.maintenance.partitions import add_months, month_bounds
+from worker.maintenance.retention import cutoff, first_kept_month, may_own_rows_before
 
 
 def test_zero_days_keeps_everything() -> None:

@@ -41,12 +41,12 @@ from worker.azure.readers import Page, Record, read_pages
 from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
 from worker.azure.writer import Problem, Writer, Written
+from worker.calls.finalize import partition_guard
 from worker.db import get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing, classify
-from worker.finalize import partition_guard
 from worker.jobs import exclusive_job
 from worker.log import get_logger
-from worker.partitions import month_start
+from worker.maintenance.partitions import month_start
 from worker.readahead import read_ahead
 from worker.settings import Settings
 

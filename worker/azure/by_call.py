@@ -33,7 +33,7 @@ from worker.azure.transforms import (
     transform_page,
 )
 from worker.azure.writer import ENTRY_TABLES, Writer, Written
-from worker.partitions import ensure_partitions, month_start
+from worker.maintenance.partitions import ensure_partitions, month_start
 
 _SEQUENCE = re.compile(r"\d{1,9}")  # as ``transforms.transcript_entry`` reads a RowKey
 

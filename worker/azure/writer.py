@@ -2,7 +2,7 @@
 
 Every write is safe to repeat: the overlap window of each pass reads recent records again, and a
 batch killed before its commit is read again whole. Rows are streamed with COPY into a
-session-local staging table (``worker.persist.copy_rows``) and merged from there in one
+session-local staging table (``worker.calls.persist.copy_rows``) and merged from there in one
 statement per table, so a batch costs a handful of round trips whatever its size:
 
 * parents (tactics, customers, organizations, calls) are upserted on their Azure key, and an
@@ -38,7 +38,7 @@ from worker.azure.transforms import (
     Reject,
     TacticRow,
 )
-from worker.summary import UPDATE_SQL
+from worker.calls.summary import UPDATE_SQL
 
 #: ``calls.metadata`` of a call known only from its transcript entries (no CallHistory entity).
 TRANSCRIPTS_ONLY = {"legacy_origin": "transcripts_only"}
@@ -78,7 +78,7 @@ def _json(value: Any) -> Jsonb | None:
 class Stage:
     """A temporary table that lives as long as the connection and is emptied at each commit.
 
-    Rows reach it by binary COPY, as ``worker.persist`` writes a live call's children; they are
+    Rows reach it by binary COPY, as ``worker.calls.persist`` writes a live call's children; they are
     merged from there rather than copied straight into the targets, because a migrated record
     may already be stored (the overlap window, a batch read again) and must then change
     nothing.
@@ -352,7 +352,7 @@ UPDATE calls c SET started_at = x.first, ended_at = x.last,
  WHERE c.call_id = x.call_id AND c.metadata ? 'legacy_origin'
    AND (c.started_at, c.ended_at) IS DISTINCT FROM (x.first, x.last)
 """
-#: The searchable transcript of a call, as ``worker.persist.transcript_text``/``transcript_data``
+#: The searchable transcript of a call, as ``worker.calls.persist.transcript_text``/``transcript_data``
 #: build it for live calls: ``role: content`` lines, and the messages as JSON in order.
 _TRANSCRIPTS = """
 INSERT INTO call_transcripts AS t (call_id, transcript_text, transcript_data, message_count)

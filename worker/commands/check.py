@@ -12,11 +12,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from worker.client.publisher import get_publisher
 from worker.commands.common import NowOption, console, err_console, parse_now
 from worker.consistency import repair as repairs
 from worker.consistency.runner import Report, available_checks, history, run_checks
 from worker.errors import CallstoreError
-from worker.publisher import get_publisher
 from worker.settings import Settings, settings_or_exit
 
 CLEAN, FOUND, FAILED = 0, 1, 2

@@ -11,11 +11,11 @@ from rich.table import Table
 
 from models.enums import FailedPayloadStatus
 from models.payload import QUEUE, TASK_NAME
-from worker import dead_letter
+from worker.calls import dead_letters as dead_letter
+from worker.client.publisher import get_publisher
 from worker.commands.common import console, fail
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
-from worker.publisher import get_publisher
 from worker.settings import settings_or_exit
 
 app = typer.Typer(help="Inspect and replay payloads kept in failed_payloads.")

@@ -8,9 +8,9 @@ from typing import Annotated
 
 import typer
 
-from worker import metrics
 from worker.commands.common import console, fail
 from worker.log import configure_logging
+from worker.monitoring import prometheus as metrics
 from worker.settings import settings_or_exit
 
 app = typer.Typer(help="Prometheus metrics: queues, dead letters, spool, partitions, canary.")

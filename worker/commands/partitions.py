@@ -11,11 +11,11 @@ from rich.table import Table
 
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
-from worker import archive, partitions, retention
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
 from worker.errors import CallstoreError
 from worker.jobs import exclusive_job
+from worker.maintenance import archive, partitions, retention
 from worker.settings import settings_or_exit
 
 app = typer.Typer(help="Inspect and make the monthly partitions of the timeline tables.")

@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 import typer
 
-from worker import retention
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
 from worker.errors import CallstoreError
 from worker.jobs import exclusive_job
+from worker.maintenance import retention
 from worker.settings import settings_or_exit
 
 app = typer.Typer(help="Delete expired calls and archive, export and drop expired partitions.")

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
+from worker.client.publisher import drain
+from worker.client.spool import Spool
 from worker.commands.common import console, fail
 from worker.errors import BrokerUnavailable
-from worker.publisher import drain
 from worker.settings import settings_or_exit
-from worker.spool import Spool
 
 app = typer.Typer(help="Inspect and re-enqueue calls spooled while the broker was unreachable.")
 

@@ -14,10 +14,10 @@ from typing import Any
 from psycopg import sql
 
 from models.base import PARTITIONED_TABLES
+from worker.calls.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS
+from worker.client.spool import Spool
 from worker.consistency.types import CheckContext, Discrepancy
-from worker.partitions import add_months, list_partitions, month_start
-from worker.spool import Spool
-from worker.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS
+from worker.maintenance.partitions import add_months, list_partitions, month_start
 
 #: How much earlier than the watermark an incremental run looks, for rows whose timestamps
 #: precede their commit (a call's messages are stamped before it is finalized).

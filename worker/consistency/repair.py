@@ -18,13 +18,13 @@ import psycopg
 from worker.azure.batch import JOB as MIGRATION_JOB
 from worker.azure.by_call import read_calls, remigrate
 from worker.azure.client import storage_from_settings
+from worker.calls.summary import UPDATE_SQL
+from worker.client.spool import Spool
 from worker.consistency.types import Discrepancy
 from worker.errors import translate_database_errors
 from worker.jobs import lock_key
-from worker.partitions import ensure_partitions
+from worker.maintenance.partitions import ensure_partitions
 from worker.settings import Settings
-from worker.spool import Spool
-from worker.summary import UPDATE_SQL
 
 REBUILD_TRANSCRIPTS = """
 INSERT INTO call_transcripts (call_id, transcript_text, transcript_data, message_count)

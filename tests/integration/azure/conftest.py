@@ -21,11 +21,11 @@ from sqlalchemy import Engine
 
 from tests.conftest import Database
 from tests.factories import make_settings
-from worker import stack
-from worker.azure import azurite, generate
 from worker.azure.batch import RunResult, run_batches
 from worker.azure.client import AzureStorage, RetryOptions
 from worker.db import build_engine
+from worker.dev import azurite, stack
+from worker.dev import legacy_data as generate
 from worker.settings import Settings
 
 #: Give up at once on trouble: the fault tests say how many retries they want.
@@ -95,7 +95,7 @@ def cases_migrated(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Database]:
     """One database, shared by a module's read-only tests, holding the migrated cases of
-    ``worker.azure.generate.write_cases``."""
+    ``worker.dev.legacy_data.write_cases``."""
     name = f"test_{uuid.uuid4().hex[:12]}"
     url = stack.create_database(pg_admin_url, name, template=template_database)
     settings = make_settings(

@@ -15,9 +15,9 @@ from psycopg.rows import dict_row
 
 from models.enums import MessageRole
 from tests.conftest import Database
-from worker.azure import generate as g
 from worker.azure.transforms import CALL_NAMESPACE
-from worker.persist import transcript_text
+from worker.calls.persist import transcript_text
+from worker.dev import legacy_data as g
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, *params: Any) -> list[dict[str, Any]]:

@@ -15,9 +15,10 @@ import pytest
 
 from tests.helpers import PROJECT_ROOT, settings_env, wait_until
 from tests.integration.azure.conftest import Migrate, snapshot
-from worker.azure import checkpoints, generate, sources, transforms
+from worker.azure import checkpoints, sources, transforms
 from worker.azure.batch import RunResult
 from worker.azure.client import AzureStorage
+from worker.dev import legacy_data as generate
 from worker.settings import Settings
 
 BULK_CALLS = 40

@@ -12,10 +12,11 @@ import pytest
 import redis
 
 from tests.helpers import start_worker, wait_until
-from worker.azure import azurite, generate
 from worker.azure.client import AzureStorage
+from worker.client.publisher import get_publisher
+from worker.dev import azurite
+from worker.dev import legacy_data as generate
 from worker.errors import AzureUnavailable
-from worker.publisher import get_publisher
 from worker.settings import Settings, get_settings
 
 

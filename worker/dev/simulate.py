@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from models.enums import MetricType
-from worker.recorder import CallRecorder
+from worker.client.recorder import CallRecorder
 
 TENANTS = tuple(uuid.UUID(int=0x7E4A47 << 96 | n) for n in range(1, 4))
 AGENTS = tuple(uuid.UUID(int=0xA6E47 << 96 | n) for n in range(1, 6))

@@ -37,10 +37,10 @@ from psycopg import sql
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
 from models.payload import MAX_CLOCK_SKEW
-from worker import archive
 from worker.errors import ConcurrencyConflict, ExportMismatch, translate_database_errors
 from worker.log import get_logger
-from worker.partitions import (
+from worker.maintenance import archive
+from worker.maintenance.partitions import (
     ARCHIVE_SCHEMA,
     Partition,
     detach_concurrently,

@@ -26,7 +26,7 @@ from psycopg.types.json import Jsonb
 
 from models.enums import CallSource
 from models.payload import CallPayload
-from worker.summary import compute_summary, stored_values
+from worker.calls.summary import compute_summary, stored_values
 
 #: Child tables, in the order they are written; deletes on replacement use the same list.
 CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -316,7 +316,7 @@ _COPY_SQL = {
 _INSERT_SQL = {
     table: _insert_sql(table, columns).as_bytes(None) for table, columns in CHILD_COLUMNS.items()
 }
-#: The call's start announcement is settled by its finalize (``worker.announcements``).
+#: The call's start announcement is settled by its finalize (``worker.calls.announcements``).
 _SETTLE_ANNOUNCEMENT = b"DELETE FROM call_announcements WHERE call_id = %s"
 _DELETE_SQL = {
     table: sql.SQL("DELETE FROM {table} WHERE call_id = %s")

@@ -24,7 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from worker.encoding import encode_json
+from worker.client.encoding import encode_json
 from worker.errors import BrokerUnavailable
 
 SUFFIX = ".json"
@@ -95,7 +95,7 @@ class ReconcileResult:
 
 class Spool:
     """A directory of messages that could not be published yet, and the outbox of those that
-    were (``sent/``), kept until a worker settles them (``worker.settlement``)."""
+    were (``sent/``), kept until a worker settles them (``worker.client.settlement``)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)

@@ -21,11 +21,11 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from worker import processes, stack
-from worker.recorder import CallRecorder, wait_for_announcements
+from worker.client.recorder import CallRecorder, wait_for_announcements
+from worker.client.spool import Spool
+from worker.dev import processes, stack
+from worker.dev.simulate import simulate_call
 from worker.settings import Settings
-from worker.simulate import simulate_call
-from worker.spool import Spool
 
 FLOWER_PORT = 5555
 METRICS_PORT = 9808
@@ -96,7 +96,7 @@ class RunningSystem:
 def start_system(options: DemoOptions, *, log: Callable[[str], None]) -> RunningSystem:
     """The embedded stack plus one worker (all queues), beat, Flower and the metrics endpoint.
 
-    Flower takes its users and its state file from the settings (``worker/flower.py``), as in
+    Flower takes its users and its state file from the settings (``worker/monitoring/flower.py``), as in
     production: the demo only sets ``CALLSTORE_FLOWER_BASIC_AUTH`` when none is configured.
     """
     data_dir = options.data_dir.resolve()

@@ -17,7 +17,7 @@ from typing import IO
 from worker.settings import ENV_PREFIX
 
 BIN = Path(sys.executable).parent
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -11,7 +11,7 @@ Two parts:
 ``write_arrivals`` plays the dual-write period: new calls, entries appended to calls already
 written, a new customer, a changed prompt and an unchanged re-upload.
 
-``python -m worker.azure.generate --calls N`` fills the account of
+``python -m worker.dev.legacy_data --calls N`` fills the account of
 ``CALLSTORE_AZURE_CONNECTION_STRING`` (``--arrivals`` adds the dual-write arrivals).
 """
 

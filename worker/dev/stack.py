@@ -282,7 +282,7 @@ def up(
     data_dir: Path | str, *, migrate: bool = True, premake_months: int | None = None
 ) -> StackInfo:
     """Start both servers (reusing running ones), migrate, write ``stack.env``."""
-    from worker.schema import upgrade
+    from worker.migrations import upgrade
     from worker.settings import Settings
 
     stack = paths(data_dir)

@@ -3,7 +3,7 @@
 Celery's Redis transport takes a message off its queue (``BRPOP``) and only afterwards records
 it as unacknowledged; a worker killed between the two loses the message (celery/celery#7950).
 Acks-late and the visibility timeout cannot see that window, so callstore closes it end to end:
-the runtime keeps every call it published in its outbox (``worker.spool``, ``sent/``) until a
+the runtime keeps every call it published in its outbox (``worker.client.spool``, ``sent/``) until a
 worker has *settled* it — persisted it, found it already stored, or dead-lettered it — and
 publishes it again if it stays unsettled for too long. Redelivery is harmless: persisting is
 idempotent.
@@ -20,8 +20,8 @@ from typing import Any
 
 import redis
 
+from worker.client.queues import redis_client
 from worker.log import get_logger
-from worker.queues import redis_client
 from worker.settings import Settings
 
 log = get_logger("callstore.settlement")

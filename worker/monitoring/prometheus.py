@@ -20,12 +20,12 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from models.enums import FailedPayloadStatus
-from worker import canary
+from worker.client.queues import queue_depths, redis_client
+from worker.client.spool import Spool
 from worker.log import get_logger
-from worker.partitions import horizon
-from worker.queues import queue_depths, redis_client
+from worker.maintenance.partitions import horizon
+from worker.monitoring import canary
 from worker.settings import Settings
-from worker.spool import Spool
 
 log = get_logger("callstore.metrics")
 

@@ -20,9 +20,9 @@ from sqlmodel import Session, col, select
 
 from models.enums import FailedPayloadStatus
 from models.operations import FailedPayload
+from worker.calls.validation import validate_payload
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
-from worker.validation import validate_payload
 
 _MAX_MESSAGE = 4000
 

@@ -21,12 +21,12 @@ from celery import Celery
 from kombu.serialization import registry
 from kombu.utils import json as kombu_json
 
-from worker import settlement
-from worker.encoding import encode_json
+from worker.client import settlement
+from worker.client.encoding import encode_json
+from worker.client.queues import redis_client
+from worker.client.spool import FlushResult, ReconcileResult, Spool
 from worker.errors import BrokerUnavailable
-from worker.queues import redis_client
 from worker.settings import Settings
-from worker.spool import FlushResult, ReconcileResult, Spool
 
 #: The serializer producers use: standard JSON (``application/json``, what every worker accepts
 #: and decodes with kombu's own decoder), encoded by pydantic-core, which is about five times
@@ -201,7 +201,7 @@ def drain(
     now: float | None = None,
 ) -> DrainResult:
     """Re-publish spooled calls (oldest first), then reconcile the outbox: forget settled calls,
-    publish again those unsettled for too long (``worker.settlement``).
+    publish again those unsettled for too long (``worker.client.settlement``).
 
     The recorder runs it in the background; ``callstore spool flush`` runs it on the runtime's
     host; the ``maintenance.flush_spool`` beat task runs it where the spool is on a volume the

@@ -19,14 +19,14 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from models.payload import TASK_NAME, CallPayload
-from worker import dead_letter
+from worker.calls import dead_letters as dead_letter
+from worker.calls.persist import PersistOutcome, persist_call
+from worker.calls.validation import encode, validate_payload
 from worker.db import get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing, PermanentError
 from worker.log import get_logger
-from worker.partitions import ensure_partitions, existing_months, month_start
-from worker.persist import PersistOutcome, persist_call
+from worker.maintenance.partitions import ensure_partitions, existing_months, month_start
 from worker.settings import Settings
-from worker.validation import encode, validate_payload
 
 log = get_logger("callstore.finalize")
 

@@ -25,10 +25,10 @@ from uuid import UUID
 
 from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode
 from models.payload import ANNOUNCE_TASK_NAME, QUEUE, SCHEMA_VERSION, TASK_NAME
+from worker.client.publisher import Publisher, drain, get_publisher, payload_repr
+from worker.client.spool import Spool
 from worker.errors import BrokerUnavailable
-from worker.publisher import Publisher, drain, get_publisher, payload_repr
 from worker.settings import Settings, get_settings
-from worker.spool import Spool
 
 logger = logging.getLogger("callstore.recorder")
 

@@ -2,7 +2,7 @@
 
 An announcement that outlives its call's finalize threshold means the runtime died mid-call;
 ``worker.consistency`` reports it. The finalize transaction deletes the call's announcement
-(``worker.persist``), and an announcement arriving after its call was finalized (it was spooled,
+(``worker.calls.persist``), and an announcement arriving after its call was finalized (it was spooled,
 say) is not stored at all.
 """
 
@@ -14,8 +14,8 @@ import psycopg
 from pydantic import ValidationError
 
 from models.payload import CallAnnouncementPayload
+from worker.calls.validation import describe
 from worker.errors import PayloadInvalid
-from worker.validation import describe
 
 _RECORD = """
 INSERT INTO call_announcements (call_id, tenant_id, agent_id, started_at)

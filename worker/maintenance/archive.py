@@ -31,7 +31,7 @@ from psycopg.rows import class_row
 
 from models.enums import ArchiveStatus
 from worker.errors import ExportMismatch
-from worker.partitions import ARCHIVE_SCHEMA, Partition, month_bounds
+from worker.maintenance.partitions import ARCHIVE_SCHEMA, Partition, month_bounds
 
 _MODULUS = 1 << 128
 _READ_CHUNK = 1 << 20

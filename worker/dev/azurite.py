@@ -4,7 +4,7 @@ It runs in memory on ports the kernel picks, so any number of test sessions can 
 side. The package is pinned in the repository's ``package.json``; when ``node_modules`` is
 missing, ``ensure_installed`` runs ``npm ci`` first (Node.js and npm must be on ``PATH``).
 
-``python -m worker.azure.azurite`` runs one in the foreground and prints its connection string.
+``python -m worker.dev.azurite`` runs one in the foreground and prints its connection string.
 """
 
 from __future__ import annotations
