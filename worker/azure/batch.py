@@ -40,7 +40,7 @@ from worker.azure.client import AzureStorage, RetryOptions, storage_from_setting
 from worker.azure.readers import Page, Record, read_pages
 from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
-from worker.azure.writer import Problem, Writer, Written
+from worker.azure.writer import Problem, WriteOutcome, Writer
 from worker.calls.finalize import partition_guard
 from worker.db import get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing, classify
@@ -412,7 +412,7 @@ def _write_transaction(
             if careful:
                 written = _write_carefully(writer, item.source, rows)
             else:
-                written = _WRITERS[item.source.name](writer, rows) if rows else Written()
+                written = _WRITERS[item.source.name](writer, rows) if rows else WriteOutcome()
             synthesized += written.synthesized_calls
             rejected = _keep_rejects(writer, item, written.problems)
             if item.source is sources.CALL_TRANSCRIPTS:
@@ -449,7 +449,7 @@ def _message_months(work: Sequence[_Work]) -> set[date]:
     }
 
 
-_WRITERS: dict[str, Callable[[Writer, Any], Written]] = {
+_WRITERS: dict[str, Callable[[Writer, Any], WriteOutcome]] = {
     sources.BEHAVIORAL_CONFIGS.name: Writer.tactics,
     sources.PROMPTS.name: Writer.prompts,
     sources.CUSTOMERS.name: Writer.customers,
@@ -459,11 +459,11 @@ _WRITERS: dict[str, Callable[[Writer, Any], Written]] = {
 }
 
 
-def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> Written:
+def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> WriteOutcome:
     """Write ``rows`` in a savepoint; if PostgreSQL refuses the lot, write them one by one,
     each in a savepoint, and turn the ones it refuses into problems (rejects)."""
     if not rows:
-        return Written()
+        return WriteOutcome()
     method = _WRITERS[source.name]
     try:
         with _savepoint(writer.conn):
@@ -473,8 +473,10 @@ def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> Wri
         if not isinstance(translated, ConstraintViolation):
             raise
         if len(rows) == 1:
-            return Written(problems=[Problem(rows[0].key, f"PostgreSQL refused it: {translated}")])
-    merged = Written()
+            return WriteOutcome(
+                problems=[Problem(rows[0].key, f"PostgreSQL refused it: {translated}")]
+            )
+    merged = WriteOutcome()
     for row in rows:
         one = _write_carefully(writer, source, [row])
         merged.changed |= one.changed

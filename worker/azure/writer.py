@@ -54,7 +54,7 @@ class Problem:
 
 
 @dataclass(slots=True)
-class Written:
+class WriteOutcome:
     changed: set[str] = field(default_factory=set)
 
     @property
@@ -416,8 +416,8 @@ class Writer:
 
     # -- configuration (blobs) ---------------------------------------------------------------
 
-    def tactics(self, rows: Sequence[TacticRow]) -> Written:
-        written = Written()
+    def tactics(self, rows: Sequence[TacticRow]) -> WriteOutcome:
+        written = WriteOutcome()
         with self.conn.cursor() as cursor:
             for row in rows:
                 cursor.execute(
@@ -433,10 +433,10 @@ class Writer:
                     written.changed.add(row.key)
         return written
 
-    def prompts(self, rows: Sequence[PromptRow]) -> Written:
+    def prompts(self, rows: Sequence[PromptRow]) -> WriteOutcome:
         """A changed text is a new version (the previous one stays, inactive); the same text
         again records nothing new."""
-        written = Written()
+        written = WriteOutcome()
         with self.conn.cursor() as cursor:
             for row in rows:
                 cursor.execute(
@@ -479,8 +479,8 @@ class Writer:
 
     # -- accounts ------------------------------------------------------------------------------
 
-    def customers(self, rows: Sequence[CustomerRow]) -> Written:
-        written = Written()
+    def customers(self, rows: Sequence[CustomerRow]) -> WriteOutcome:
+        written = WriteOutcome()
         unique = {row.external_id: row for row in rows}
         _CUSTOMERS.load(
             self.conn,
@@ -497,8 +497,8 @@ class Writer:
         written.changed.update(unique[key].key for key in changed)
         return written
 
-    def organizations(self, rows: Sequence[OrganizationRow]) -> Written:
-        written = Written()
+    def organizations(self, rows: Sequence[OrganizationRow]) -> WriteOutcome:
+        written = WriteOutcome()
         unique = {row.external_id: row for row in rows}
         _ORGANIZATIONS.load(
             self.conn,
@@ -525,8 +525,8 @@ class Writer:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def calls(self, rows: Sequence[CallRow]) -> Written:
-        written = Written()
+    def calls(self, rows: Sequence[CallRow]) -> WriteOutcome:
+        written = WriteOutcome()
         unique: dict[uuid.UUID, CallRow] = {}
         for row in rows:
             first = unique.setdefault(row.call_id, row)
@@ -556,10 +556,10 @@ class Writer:
         written.changed.update(unique[call_id].key for call_id in changed)
         return written
 
-    def entries(self, rows: Sequence[EntryRow]) -> Written:
+    def entries(self, rows: Sequence[EntryRow]) -> WriteOutcome:
         """Merge transcript entries into their calls' children; calls whose children changed
-        are in ``Written.calls`` for ``finish_calls``."""
-        written = Written()
+        are in ``WriteOutcome.calls`` for ``finish_calls``."""
+        written = WriteOutcome()
         unique = {(r.call_id, r.sequence): r for r in rows}
         _ENTRIES.load(
             self.conn,

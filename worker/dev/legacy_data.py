@@ -94,7 +94,7 @@ LONG_TEXT = ("Je comprends votre situation — prenons le temps d'en parler. " *
 
 
 @dataclass
-class Written:
+class GeneratedCounts:
     """How many records were written per source."""
 
     counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -102,7 +102,7 @@ class Written:
     def add(self, source: str, count: int = 1) -> None:
         self.counts[source] += count
 
-    def merge(self, other: Written) -> Written:
+    def merge(self, other: GeneratedCounts) -> GeneratedCounts:
         for source, count in other.counts.items():
             self.counts[source] += count
         return self
@@ -183,10 +183,10 @@ def _entry(call_sid: str, sequence: int, at: datetime | str, **properties: Any) 
     }
 
 
-def write_cases(storage: AzureStorage) -> Written:
+def write_cases(storage: AzureStorage) -> GeneratedCounts:
     """Every untidy case of the contract, under the keys named in this module."""
     _ensure_containers(storage)
-    written = Written()
+    written = GeneratedCounts()
     rng = random.Random(0)
 
     # behavioral-configs: 15 tactics; archetype present or derived; a BOM; one broken file.
@@ -361,9 +361,9 @@ def write_cases(storage: AzureStorage) -> Written:
     return written
 
 
-def write_arrivals(storage: AzureStorage, *, seed: int = 1) -> Written:
+def write_arrivals(storage: AzureStorage, *, seed: int = 1) -> GeneratedCounts:
     """The dual-write period: records written after a migration has started."""
-    written = Written()
+    written = GeneratedCounts()
     now = BASE_TIME + timedelta(days=30)
     _upload(storage, sources.PROMPTS.name, "system_prompt.txt", SYSTEM_PROMPT_V2.encode())
     _upload(  # the same text again: a new Timestamp, nothing new to migrate
@@ -588,10 +588,10 @@ def bulk_entities(
     }
 
 
-def write_bulk(storage: AzureStorage, *, calls: int, seed: int = 1) -> Written:
+def write_bulk(storage: AzureStorage, *, calls: int, seed: int = 1) -> GeneratedCounts:
     """``calls`` realistic calls with their customers, organizations and transcripts."""
     _ensure_containers(storage)
-    written = Written()
+    written = GeneratedCounts()
     for table, entities in bulk_entities(calls=calls, seed=seed).items():
         written.add(table, _write_entities(storage.table(table), entities))
     return written
