@@ -19,7 +19,7 @@ from tests import factories
 from tests.conftest import Database
 from tests.helpers import WorkerProcess, settings_env, start_worker, wait_until
 from tests.strategies import malformed_payloads
-from worker.calls.finalize import give_up
+from worker.calls.finalize import dead_letter
 from worker.calls.validation import encode
 from worker.client.publisher import Publisher
 from worker.errors import ConcurrencyConflict
@@ -91,11 +91,11 @@ def test_dead_letters_are_listed_shown_and_replayed(
     settings: Settings, database: Database, engine: Engine, worker: WorkerProcess, tmp_path: Path
 ) -> None:
     good = factories.small_payload(31)
-    recoverable = give_up(
+    recoverable = dead_letter(
         good, ConcurrencyConflict("deadlock detected"), task_id="t-1", engine=engine
     )
     bad = factories.small_payload(32, status="finished")
-    hopeless = give_up(bad, ValueError("status: not allowed"), task_id="t-2", engine=engine)
+    hopeless = dead_letter(bad, ValueError("status: not allowed"), task_id="t-2", engine=engine)
 
     listing = _cli(settings, tmp_path, "list")
     assert listing.returncode == 0, listing.stderr

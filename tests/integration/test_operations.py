@@ -42,7 +42,7 @@ from tests.helpers import (
     start_worker,
     wait_until,
 )
-from worker.calls.finalize import give_up
+from worker.calls.finalize import dead_letter
 from worker.client.publisher import Publisher
 from worker.client.spool import Spool
 from worker.db import build_engine
@@ -228,7 +228,7 @@ def test_a_long_task_shows_its_progress_counts_in_flower_while_it_runs(system: S
     bodies = [factories.small_payload(seed) for seed in range(710, 715)]
     ids = []
     for number, body in enumerate(bodies):
-        kept = give_up(
+        kept = dead_letter(
             body,
             ConcurrencyConflict("deadlock detected"),
             task_id=f"t-{number}",
@@ -364,7 +364,7 @@ def test_the_metrics_endpoint_shows_live_values_and_the_canary_round_trip(
     publisher = Publisher(settings)
     publisher.send("migration.run_batch", args=[], queue="migration")  # no consumer here
     publisher.close()
-    give_up(
+    dead_letter(
         factories.small_payload(740),
         ValueError("status: not allowed"),
         task_id="t-740",

@@ -18,8 +18,8 @@ from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlmodel import Session, col, select
 
-from models.enums import FailedPayloadStatus
-from models.operations import FailedPayload
+from models.enums import DeadLetterStatus
+from models.operations import DeadLetter
 from worker.calls.validation import validate_payload
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
@@ -50,7 +50,7 @@ def record(
     digest = hashlib.sha256(body).hexdigest()
     message = (str(error) or type(error).__name__)[:_MAX_MESSAGE]
     statement = (
-        insert(FailedPayload)
+        insert(DeadLetter)
         .values(
             payload_sha256=digest,
             payload=body,
@@ -63,15 +63,15 @@ def record(
         .on_conflict_do_update(
             index_elements=["payload_sha256"],
             set_={
-                "attempts": FailedPayload.attempts + 1,
+                "attempts": DeadLetter.attempts + 1,
                 "last_seen_at": func.now(),
                 "task_id": task_id,
                 "error_class": type(error).__name__,
                 "error_message": message,
-                "status": FailedPayloadStatus.PENDING.value,
+                "status": DeadLetterStatus.PENDING.value,
             },
         )
-        .returning(col(FailedPayload.id))
+        .returning(col(DeadLetter.id))
     )
     dead_letter_id: uuid.UUID = session.execute(statement).scalar_one()
     return dead_letter_id
@@ -85,39 +85,37 @@ class ReplayPlan:
     payload: dict[str, Any]
 
 
-def pending(session: Session, *, limit: int = 100) -> Sequence[FailedPayload]:
+def pending(session: Session, *, limit: int = 100) -> Sequence[DeadLetter]:
     """Dead letters waiting for an operator, oldest first."""
     statement = (
-        select(FailedPayload)
-        .where(FailedPayload.status == FailedPayloadStatus.PENDING.value)
-        .order_by(col(FailedPayload.first_seen_at))
+        select(DeadLetter)
+        .where(DeadLetter.status == DeadLetterStatus.PENDING.value)
+        .order_by(col(DeadLetter.first_seen_at))
         .limit(limit)
     )
     return session.exec(statement).all()
 
 
 def listing(
-    session: Session, *, status: FailedPayloadStatus | None = None, limit: int = 50
-) -> Sequence[FailedPayload]:
+    session: Session, *, status: DeadLetterStatus | None = None, limit: int = 50
+) -> Sequence[DeadLetter]:
     """The most recent dead letters, optionally of one status."""
-    statement = select(FailedPayload).order_by(col(FailedPayload.last_seen_at).desc()).limit(limit)
+    statement = select(DeadLetter).order_by(col(DeadLetter.last_seen_at).desc()).limit(limit)
     if status is not None:
-        statement = statement.where(FailedPayload.status == status.value)
+        statement = statement.where(DeadLetter.status == status.value)
     return session.exec(statement).all()
 
 
-def get(session: Session, dead_letter_id: uuid.UUID) -> FailedPayload | None:
-    return session.get(FailedPayload, dead_letter_id)
+def get(session: Session, dead_letter_id: uuid.UUID) -> DeadLetter | None:
+    return session.get(DeadLetter, dead_letter_id)
 
 
 def count_pending(session: Session) -> int:
-    statement = select(func.count()).where(
-        FailedPayload.status == FailedPayloadStatus.PENDING.value
-    )
+    statement = select(func.count()).where(DeadLetter.status == DeadLetterStatus.PENDING.value)
     return int(session.exec(statement).one())
 
 
-def prepare_replay(row: FailedPayload, *, max_bytes: int) -> ReplayPlan:
+def prepare_replay(row: DeadLetter, *, max_bytes: int) -> ReplayPlan:
     """Validate a dead letter again; ``PayloadInvalid`` says why it still cannot be replayed."""
     try:
         raw = json.loads(row.payload)
@@ -130,10 +128,10 @@ def prepare_replay(row: FailedPayload, *, max_bytes: int) -> ReplayPlan:
 
 def mark_replayed(session: Session, dead_letter_id: uuid.UUID, *, task_id: str) -> None:
     session.execute(
-        update(FailedPayload)
-        .where(col(FailedPayload.id) == dead_letter_id)
+        update(DeadLetter)
+        .where(col(DeadLetter.id) == dead_letter_id)
         .values(
-            status=FailedPayloadStatus.REPLAYED.value,
+            status=DeadLetterStatus.REPLAYED.value,
             replayed_at=func.now(),
             replay_task_id=task_id,
         )
@@ -181,14 +179,14 @@ def replay_pending(
     while report.broker_error is None:
         with session_scope(engine) as session:
             statement = (
-                select(FailedPayload)
-                .where(FailedPayload.status == FailedPayloadStatus.PENDING.value)
-                .order_by(col(FailedPayload.id))
+                select(DeadLetter)
+                .where(DeadLetter.status == DeadLetterStatus.PENDING.value)
+                .order_by(col(DeadLetter.id))
                 .limit(batch_size)
                 .with_for_update()
             )
             if after is not None:
-                statement = statement.where(col(FailedPayload.id) > after)
+                statement = statement.where(col(DeadLetter.id) > after)
             rows = session.exec(statement).all()
             if not rows:
                 break

@@ -19,7 +19,7 @@ from uuid import UUID
 from sqlalchemy import Engine
 
 from models.payload import TASK_NAME, CallPayload
-from worker.calls import dead_letters as dead_letter
+from worker.calls import dead_letters
 from worker.calls.persist import PersistOutcome, persist_call
 from worker.calls.validation import encode, validate_payload
 from worker.db import get_engine, raw_connection, session_scope
@@ -102,11 +102,11 @@ def finalize_call(
     """Persist ``raw`` (a ``calls.finalize`` message), or dead-letter it when it is bad."""
     engine = engine or get_engine()
     started = time.perf_counter()
-    call_id = dead_letter.call_id_of(raw)
+    call_id = dead_letters.call_id_of(raw)
     try:
         payload, _ = validate_payload(raw, max_bytes=settings.max_payload_bytes)
     except PermanentError as error:
-        return give_up(raw, error, task_id=task_id, engine=engine)
+        return dead_letter(raw, error, task_id=task_id, engine=engine)
 
     months = partition_months(payload)
     partition_guard.ensure(engine, months)
@@ -121,7 +121,7 @@ def finalize_call(
             with session_scope(engine) as session:
                 result = persist_call(raw_connection(session), payload)
     except ConstraintViolation as error:
-        return give_up(raw, error, task_id=task_id, engine=engine)
+        return dead_letter(raw, error, task_id=task_id, engine=engine)
 
     elapsed = (time.perf_counter() - started) * 1000
     outcome = (
@@ -141,7 +141,7 @@ def finalize_call(
     return FinalizeResult(outcome, call_id, payload.revision, result.rows, elapsed)
 
 
-def give_up(
+def dead_letter(
     raw: Any, error: BaseException, *, task_id: str | None, engine: Engine | None = None
 ) -> FinalizeResult:
     """Dead-letter ``raw`` with ``error``. Raises ``DatabaseUnavailable`` if even that fails,
@@ -150,9 +150,9 @@ def give_up(
         body = encode(raw)
     except PermanentError:
         body = repr(raw).encode("utf-8", "backslashreplace")
-    call_id = dead_letter.call_id_of(raw)
+    call_id = dead_letters.call_id_of(raw)
     with session_scope(engine or get_engine()) as session:
-        dead_letter_id = dead_letter.record(
+        dead_letter_id = dead_letters.record(
             session,
             body=body,
             task_name=TASK_NAME,

@@ -19,7 +19,7 @@ import psycopg
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from models.enums import FailedPayloadStatus
+from models.enums import DeadLetterStatus
 from worker.client.queues import queue_depths, redis_client
 from worker.client.spool import Spool
 from worker.log import get_logger
@@ -42,7 +42,7 @@ TIMEOUT_SECONDS = 2.0
 def pending_dead_letters(conn: psycopg.Connection[Any]) -> int:
     row = conn.execute(
         "SELECT count(*) FROM failed_payloads WHERE status = %s",
-        (FailedPayloadStatus.PENDING.value,),
+        (DeadLetterStatus.PENDING.value,),
     ).fetchone()
     return int(row[0]) if row else 0
 
