@@ -15,7 +15,7 @@ from rich.table import Table
 from worker.client.publisher import get_publisher
 from worker.commands.common import NowOption, console, err_console, parse_now
 from worker.consistency import repair as repairs
-from worker.consistency.runner import Report, available_checks, history, run_checks
+from worker.consistency.runner import Report, history, run_checks
 from worker.errors import CallstoreError
 from worker.settings import Settings, settings_or_exit
 
@@ -124,7 +124,3 @@ def _history(settings: Settings, as_json: bool) -> None:
             json.dumps(r["by_class"]),
         )
     console.print(table)
-
-
-def check_names() -> list[str]:
-    return list(available_checks(settings_or_exit()))

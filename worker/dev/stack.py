@@ -267,14 +267,6 @@ def stop_redis(stack: StackPaths, *, timeout: float = 15.0) -> None:
     _wait(lambda: not _alive(pid), timeout, "Redis to stop")
 
 
-def kill_redis(stack: StackPaths) -> None:
-    """SIGKILL Redis (fault injection: what an OOM kill or a crash looks like)."""
-    pid = redis_pid(stack)
-    if pid is not None:
-        os.kill(pid, signal.SIGKILL)
-        _wait(lambda: not _alive(pid), 10, "Redis to die")
-
-
 # -- the stack -------------------------------------------------------------------------------
 
 
