@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from worker.client.publisher import drain
+from worker.client.delivery import drain
 from worker.client.spool import Spool
 from worker.commands.common import console, fail
 from worker.settings import get_settings
