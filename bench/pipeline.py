@@ -34,13 +34,22 @@ from worker.settings import Settings
 
 
 def _recorders(
-    count: int, settings: Settings, *, seed: int, shape: CallShape
+    count: int,
+    settings: Settings,
+    *,
+    seed: int,
+    shape: CallShape,
+    publisher: Publisher | None = None,
 ) -> list[CallRecorder]:
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(minutes=20)
     return [
         simulate_call(
-            random.Random(rng.getrandbits(48)), start=start, shape=shape, settings=settings
+            random.Random(rng.getrandbits(48)),
+            start=start,
+            shape=shape,
+            settings=settings,
+            publisher=publisher,
         )
         for _ in range(count)
     ]
@@ -54,11 +63,11 @@ def _size(recorder: CallRecorder) -> int:
 def handoff_latency(settings: Settings, *, quick: bool) -> dict[str, Any]:
     """``finalize_and_write`` p50/p99 for ~100 KB calls, sequentially on one event loop."""
     count = 150 if quick else 600
-    recorders = _recorders(count, settings, seed=11, shape=CallShape(80, 90))  # ~100 KiB
-    sizes = [_size(r) for r in recorders[:20]]
     publisher = Publisher(settings)
-    for r in recorders:
-        r._publisher = publisher
+    recorders = _recorders(  # ~100 KiB each
+        count, settings, seed=11, shape=CallShape(80, 90), publisher=publisher
+    )
+    sizes = [_size(r) for r in recorders[:20]]
 
     async def drive() -> list[float]:
         timings = []

@@ -14,7 +14,7 @@ from celery import Task
 
 from tasks.progress import report_progress
 from worker.celery_app import app
-from worker.client.publisher import drain
+from worker.client.delivery import drain
 from worker.db import maintenance_connection
 from worker.errors import MaintenanceIncomplete
 from worker.jobs import exclusive_job

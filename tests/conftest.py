@@ -23,7 +23,7 @@ from tests.factories import make_settings
 from worker.db import build_engine, dispose_engine
 from worker.dev import stack
 from worker.migrations import upgrade
-from worker.settings import ENV_PREFIX, Settings, get_settings
+from worker.settings import ENV_PREFIX, Settings, get_client_settings, get_settings
 
 TEMPLATE = "callstore_template"
 
@@ -128,7 +128,9 @@ def configured(
         if key.startswith(ENV_PREFIX):
             monkeypatch.setenv(key, value)
     get_settings.cache_clear()
+    get_client_settings.cache_clear()
     dispose_engine()
     yield settings
     dispose_engine()
     get_settings.cache_clear()
+    get_client_settings.cache_clear()

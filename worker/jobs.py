@@ -21,7 +21,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from worker.errors import translate_database_errors
+from worker.db import translate_database_errors
 from worker.log import get_logger
 from worker.settings import Settings
 

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor
 
-from worker.settings import Settings
+from worker.settings import ClientSettings
 
 #: Keys whose values never reach a log line (secrets, personal data, call content).
 REDACTED_KEYS = frozenset(
@@ -144,7 +144,7 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+def configure_logging(settings: ClientSettings, *, stream: Any = None) -> None:
     """Route structlog and the standard library through one formatter on stderr."""
     shared = _shared_processors()
     renderer: Processor

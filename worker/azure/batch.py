@@ -42,8 +42,8 @@ from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
 from worker.azure.writer import Problem, WriteOutcome, Writer
 from worker.calls.finalize import partition_guard
-from worker.db import get_engine, raw_connection, session_scope
-from worker.errors import ConstraintViolation, PartitionMissing, classify
+from worker.db import classify, get_engine, raw_connection, session_scope
+from worker.errors import ConstraintViolation, PartitionMissing
 from worker.jobs import exclusive_job
 from worker.log import get_logger
 from worker.maintenance.partitions import month_start

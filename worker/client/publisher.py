@@ -4,29 +4,23 @@ The call runtime must not import worker code or database drivers, so it does not
 ``worker.celery_app``: this module builds a client-only Celery app with the same JSON-only
 serialization and publishes by task name. Broker failures are retried briefly (bounded by
 ``CALLSTORE_PUBLISH_TIMEOUT_SECONDS``) and then raised as ``BrokerUnavailable`` so the caller can
-fall back to its spool instead of hanging a call.
+fall back to its spool instead of hanging a call (``worker.client.delivery``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import threading
-import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import redis
 from celery import Celery
 from kombu.serialization import registry
 from kombu.utils import json as kombu_json
 
-from worker.client import settlement
 from worker.client.encoding import encode_json
-from worker.client.queues import redis_client
-from worker.client.spool import FlushResult, ReconcileResult, Spool
 from worker.errors import BrokerUnavailable
-from worker.settings import Settings
+from worker.settings import ClientSettings
 
 #: The serializer producers use: standard JSON (``application/json``, what every worker accepts
 #: and decodes with kombu's own decoder), encoded by pydantic-core, which is about five times
@@ -82,7 +76,7 @@ def keywords_repr(kwargs: Mapping[str, Any] | None) -> str:
     return repr(shown)
 
 
-def client_config(settings: Settings) -> dict[str, Any]:
+def client_config(settings: ClientSettings) -> dict[str, Any]:
     """Celery settings shared by every producer: JSON only, bounded socket waits."""
     timeout = settings.publish_timeout_seconds
     return {
@@ -104,7 +98,7 @@ def client_config(settings: Settings) -> dict[str, Any]:
 class Publisher:
     """A thread-safe producer of tasks by name. One per process is enough."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: ClientSettings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._app = self._new_app()
@@ -176,59 +170,10 @@ _publisher: Publisher | None = None
 _lock = threading.Lock()
 
 
-def get_publisher(settings: Settings) -> Publisher:
+def get_publisher(settings: ClientSettings) -> Publisher:
     """The process's publisher for ``settings`` (rebuilt if the settings object changes)."""
     global _publisher
     with _lock:
         if _publisher is None or _publisher._settings is not settings:
             _publisher = Publisher(settings)
         return _publisher
-
-
-@dataclass(frozen=True, slots=True)
-class DrainResult:
-    """What one pass over the spool and the outbox did."""
-
-    flushed: FlushResult
-    reconciled: ReconcileResult
-
-
-def drain(
-    settings: Settings,
-    *,
-    publisher: Publisher | None = None,
-    limit: int | None = None,
-    now: float | None = None,
-) -> DrainResult:
-    """Re-publish spooled calls (oldest first), then reconcile the outbox: forget settled calls,
-    publish again those unsettled for too long (``worker.client.settlement``).
-
-    The recorder runs it in the background; ``callstore spool flush`` runs it on the runtime's
-    host; the ``maintenance.flush_spool`` beat task runs it where the spool is on a volume the
-    workers share.
-    """
-    publisher = publisher or get_publisher(settings)
-    spool = Spool(settings.spool_dir)
-
-    def send(task: str, queue: str, args: list[Any]) -> str:
-        return publisher.send(task, args=list(args), queue=queue)
-
-    flushed = spool.flush(send, limit=limit)
-    if not spool.sent_entries():
-        return DrainResult(flushed, ReconcileResult())
-    client = redis_client(
-        settings.broker_url.get_secret_value(), timeout=settings.publish_timeout_seconds
-    )
-    try:
-        reconciled = spool.reconcile_sent(
-            settled=lambda ids: settlement.settled_revisions(client, ids),
-            in_flight=lambda ids: settlement.in_flight(client, ids),
-            send=send,
-            now=time.time() if now is None else now,
-            redeliver_after=settings.outbox_redeliver_seconds,
-        )
-    except redis.RedisError as error:
-        reconciled = ReconcileResult(broker_error=f"{type(error).__name__}: {error}")
-    finally:
-        client.close()
-    return DrainResult(flushed, reconciled)

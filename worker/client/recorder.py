@@ -1,42 +1,37 @@
 """``CallRecorder``: the call runtime's drop-in replacement for seed 001's ``CallStorageService``.
 
 During a call every ``record_*`` method appends to an in-memory buffer (microseconds, no I/O),
-stamping the entry with the injectable clock. When the call ends, ``finalize_and_write`` hands
-the whole call to Celery by task name (``calls.finalize`` on the ``calls`` queue) from a worker
-thread, so the event loop never waits on the network. If the broker cannot take the message,
-the payload is written durably to the local spool and the call is still safe; the spool is
-drained by the next successful hand-off, by ``callstore spool flush`` and by beat.
+stamping the entry with the injectable clock. When the call ends, ``finalize_and_write`` builds
+the payload and hands it to ``worker.client.delivery`` from a worker thread, so the event loop
+never waits on the network: published to Celery by task name (``calls.finalize`` on the
+``calls`` queue), or, when the broker cannot take it, written durably to the local spool.
 
-This module is the runtime side of the system: it imports no database driver and no worker code.
+This module only buffers; like all of ``worker.client`` it imports no database driver and no
+worker code (the import contracts in pyproject.toml hold it to that).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import logging
-import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from models.enums import CallStatus, Direction, MessageRole, MetricType, SearchMode
-from models.payload import ANNOUNCE_TASK_NAME, QUEUE, SCHEMA_VERSION, TASK_NAME
-from worker.client.publisher import Publisher, drain, get_publisher, payload_repr
+from models.payload import SCHEMA_VERSION
+from worker.client.delivery import Handoff, wait_for_announcements
+from worker.client.publisher import Publisher
 from worker.client.spool import Spool
-from worker.errors import BrokerUnavailable
-from worker.settings import Settings, get_settings
+from worker.settings import ClientSettings
 
-logger = logging.getLogger("callstore.recorder")
+__all__ = ["CallRecorder", "Clock", "utc_now", "wait_for_announcements"]
 
 Clock = Callable[[], datetime]
 
 #: Per-entry overhead of the JSON encoding, used to estimate a payload's size cheaply.
 _ENTRY_OVERHEAD_BYTES = 160
-_SPOOL_CHECK_INTERVAL_SECONDS = 5.0
 
 
 def utc_now() -> datetime:
@@ -48,82 +43,6 @@ def _json_value(value: Any) -> Any:
     if value is None or isinstance(value, str | int | float | bool):
         return value
     return json.loads(json.dumps(value, default=str))
-
-
-class _SpoolDrainer:
-    """Drains the spool and reconciles the outbox in one background thread per spool.
-
-    Started by every hand-off; it loops while anything is spooled or waits for its settlement,
-    so a call whose message a worker lost is published again even if this runtime finalizes no
-    further call. Each loop uses the settings and publisher of the latest hand-off.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._running = False
-        self._settings: Settings | None = None
-        self._publisher: Publisher | None = None
-
-    def maybe_start(self, settings: Settings, spool: Spool, publisher: Publisher) -> None:
-        with self._lock:
-            self._settings, self._publisher = settings, publisher
-            if self._running:
-                return
-            self._running = True
-        threading.Thread(
-            target=self._drain, args=(spool,), name="callstore-spool", daemon=True
-        ).start()
-
-    def _drain(self, spool: Spool) -> None:
-        try:
-            while True:
-                time.sleep(_SPOOL_CHECK_INTERVAL_SECONDS)
-                with self._lock:
-                    settings, publisher = self._settings, self._publisher
-                assert settings is not None
-                assert publisher is not None
-                result = drain(settings, publisher=publisher)
-                if result.flushed.sent or result.reconciled.redelivered:
-                    logger.info(
-                        "spool drained",
-                        extra={
-                            "sent": result.flushed.sent,
-                            "published_again": result.reconciled.redelivered,
-                        },
-                    )
-                if spool.is_empty() and not spool.sent_entries():
-                    return
-        except Exception:  # a background drain must never take the runtime down
-            logger.exception("spool drain failed")
-        finally:
-            with self._lock:
-                self._running = False
-
-
-_drainers: dict[str, _SpoolDrainer] = {}
-_drainers_lock = threading.Lock()
-
-
-def _drainer_for(spool: Spool) -> _SpoolDrainer:
-    """One drainer per spool directory (a process normally has exactly one)."""
-    key = str(spool.directory.resolve())
-    with _drainers_lock:
-        return _drainers.setdefault(key, _SpoolDrainer())
-
-
-#: Announcements are sent from here so that constructing a recorder never waits on the network.
-_ANNOUNCER_THREADS = 2
-_announcer = ThreadPoolExecutor(
-    max_workers=_ANNOUNCER_THREADS, thread_name_prefix="callstore-announce"
-)
-
-
-def wait_for_announcements(timeout: float = 30.0) -> None:
-    """Block until the announcements queued so far have been sent (or spooled): for tools that
-    start many calls at once and then measure something else."""
-    markers = [_announcer.submit(lambda: None) for _ in range(_ANNOUNCER_THREADS)]
-    for marker in markers:
-        marker.result(timeout=timeout)
 
 
 class CallRecorder:
@@ -148,7 +67,7 @@ class CallRecorder:
         direction: str = Direction.INBOUND.value,
         *,
         clock: Clock = utc_now,
-        settings: Settings | None = None,
+        settings: ClientSettings | None = None,
         publisher: Publisher | None = None,
         spool: Spool | None = None,
         announce: bool = True,
@@ -172,9 +91,7 @@ class CallRecorder:
         self.error_message: str | None = None
 
         self._clock = clock
-        self._settings = settings
-        self._publisher = publisher
-        self._spool = spool
+        self._handoff = Handoff(settings, publisher, spool)
         self.started_at = self._now()
         self._revision = 0
         #: How the last hand-off went: "enqueued", "spooled", or None (not finalized / failed).
@@ -190,7 +107,7 @@ class CallRecorder:
         self._events: list[dict[str, Any]] = []
         self._analysis: dict[str, Any] | None = None
         if announce:
-            _announcer.submit(self._announce)
+            self._handoff.announce(self._announcement())
 
     # -- recording ---------------------------------------------------------------------------
 
@@ -463,70 +380,17 @@ class CallRecorder:
         """
         self.update_status(status, error_message)
         payload = self.build_payload()
-        return await asyncio.to_thread(self.deliver, payload)
+        self.delivery = await asyncio.to_thread(
+            self._handoff.deliver, payload, approx_bytes=self._approx_bytes
+        )
+        return self.delivery is not None
 
-    def _announce(self) -> None:
-        """Tell the workers this call started (best effort, but spooled like a call)."""
-        announcement = {
+    def _announcement(self) -> dict[str, Any]:
+        """What tells the workers this call started (``calls.announce``)."""
+        return {
             "schema_version": SCHEMA_VERSION,
             "call_id": str(self.call_id),
             "tenant_id": str(self.tenant_id),
             "agent_id": str(self.agent_id),
             "started_at": self.started_at.isoformat(),
         }
-        try:
-            self._send(ANNOUNCE_TASK_NAME, announcement, compress=False)
-        except Exception:  # an announcement must never disturb the call itself
-            logger.exception("call start not announced", extra={"call_id": str(self.call_id)})
-
-    def _send(self, task: str, payload: dict[str, Any], *, compress: bool) -> str:
-        """Publish ``payload``; on a broker failure spool it and return "spooled".
-
-        Raises ``OSError`` when it can be neither published nor spooled.
-        """
-        settings = self._settings or get_settings()
-        publisher = self._publisher or get_publisher(settings)
-        spool = self._spool or Spool(settings.spool_dir)
-        args = [payload]
-        try:
-            publisher.send(
-                task, args=args, queue=QUEUE, compress=compress, argsrepr=payload_repr(payload)
-            )
-        except BrokerUnavailable as error:
-            path = spool.put(task, QUEUE, args, reason=str(error), key=payload["call_id"])
-            logger.warning(
-                "broker unavailable; message spooled",
-                extra={"task": task, "call_id": payload["call_id"], "spool_file": str(path),
-                       "broker_error": str(error)},
-            )  # fmt: skip
-            _drainer_for(spool).maybe_start(settings, spool, publisher)
-            return "spooled"
-        if task == TASK_NAME:
-            try:
-                spool.record_sent(
-                    task, QUEUE, args, key=payload["call_id"], revision=payload["revision"]
-                )
-            except OSError as error:  # enqueued all the same; only the broker's window is open
-                logger.warning(
-                    "call enqueued but not kept in the outbox",
-                    extra={"call_id": payload["call_id"], "outbox_error": str(error)},
-                )
-        _drainer_for(spool).maybe_start(settings, spool, publisher)
-        return "enqueued"
-
-    def deliver(self, payload: dict[str, Any]) -> bool:
-        """Blocking part of the hand-off: publish, or spool when the broker is unavailable."""
-        settings = self._settings or get_settings()
-        try:
-            self.delivery = self._send(
-                TASK_NAME, payload, compress=self._approx_bytes >= settings.compress_min_bytes
-            )
-        except OSError as error:
-            self.delivery = None
-            logger.error(
-                "call data could be neither enqueued nor spooled",
-                extra={"call_id": payload["call_id"], "revision": payload["revision"],
-                       "spool_error": str(error)},
-            )  # fmt: skip
-            return False
-        return True

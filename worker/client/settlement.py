@@ -22,7 +22,7 @@ import redis
 
 from worker.client.queues import redis_client
 from worker.log import get_logger
-from worker.settings import Settings
+from worker.settings import ClientSettings
 
 log = get_logger("callstore.settlement")
 
@@ -83,7 +83,7 @@ _clients: dict[str, redis.Redis] = {}
 _clients_lock = threading.Lock()
 
 
-def settle(settings: Settings, raw: Any) -> None:
+def settle(settings: ClientSettings, raw: Any) -> None:
     """Mark the call in ``raw`` settled (best effort: if Redis cannot be told, the runtime
     publishes the call again later, which is harmless)."""
     named = settlement_of(raw)

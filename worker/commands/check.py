@@ -17,7 +17,7 @@ from worker.commands.common import NowOption, console, err_console, parse_now
 from worker.consistency import repair as repairs
 from worker.consistency.runner import Report, history, run_checks
 from worker.errors import CallstoreError
-from worker.settings import Settings, settings_or_exit
+from worker.settings import Settings, get_settings
 
 CLEAN, FOUND, FAILED = 0, 1, 2
 
@@ -44,7 +44,7 @@ def command(
     now: NowOption = None,
 ) -> None:
     """Check the call store's invariants (and Azure against PostgreSQL while the migration runs)."""
-    settings = settings_or_exit()
+    settings = get_settings()
     if show_history:
         _history(settings, as_json)
         return

@@ -16,7 +16,7 @@ from worker.client.publisher import get_publisher
 from worker.commands.common import console, fail
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
-from worker.settings import settings_or_exit
+from worker.settings import get_settings
 
 app = typer.Typer(help="Inspect and replay payloads kept in failed_payloads.")
 
@@ -38,7 +38,6 @@ def list_(
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """The most recent dead letters."""
-    settings_or_exit()
     with session_scope() as session:
         rows = dead_letters.listing(session, status=status, limit=limit)
         table = Table("id", "call_id", "status", "attempts", "last seen", "error")
@@ -57,7 +56,6 @@ def list_(
 @app.command("show")
 def show(dead_letter_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """One dead letter: why it failed, and its payload."""
-    settings_or_exit()
     with session_scope() as session:
         row = dead_letters.get(session, _parse_id(dead_letter_id))
         if row is None:
@@ -87,7 +85,7 @@ def replay(
     """Validate again and re-enqueue one dead letter (or all pending ones with --all)."""
     if (dead_letter_id is None) == (not all_):
         fail("give either an ID or --all", code=2)
-    settings = settings_or_exit()
+    settings = get_settings()
     publisher = get_publisher(settings)
 
     def send(payload: dict[str, Any]) -> str:

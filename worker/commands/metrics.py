@@ -11,7 +11,7 @@ import typer
 from worker.commands.common import console, fail
 from worker.log import configure_logging
 from worker.monitoring import prometheus as metrics
-from worker.settings import settings_or_exit
+from worker.settings import get_settings
 
 app = typer.Typer(help="Prometheus metrics: queues, dead letters, spool, partitions, canary.")
 
@@ -26,7 +26,7 @@ def serve(
     ] = "127.0.0.1",
 ) -> None:
     """Serve /metrics until SIGTERM or Ctrl-C; every scrape reads live values."""
-    settings = settings_or_exit()
+    settings = get_settings()
     configure_logging(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from worker.client.publisher import drain
+from worker.client.delivery import drain
 from worker.client.spool import Spool
 from worker.commands.common import console, fail
-from worker.errors import BrokerUnavailable
-from worker.settings import settings_or_exit
+from worker.settings import get_settings
 
 app = typer.Typer(help="Inspect and re-enqueue calls spooled while the broker was unreachable.")
 
@@ -16,7 +15,7 @@ app = typer.Typer(help="Inspect and re-enqueue calls spooled while the broker wa
 @app.command("status")
 def status() -> None:
     """How many calls are spooled and how old the oldest is."""
-    settings = settings_or_exit()
+    settings = get_settings()
     stats = Spool(settings.spool_dir).stats()
     age = f"{stats.oldest_age_seconds:.0f}s" if stats.oldest_age_seconds is not None else "-"
     console.print(
@@ -31,11 +30,8 @@ def status() -> None:
 def flush() -> None:
     """Re-enqueue every spooled call (oldest first) and reconcile the outbox of published calls;
     exits 1 if the broker is still down."""
-    settings = settings_or_exit()
-    try:
-        drained = drain(settings)
-    except BrokerUnavailable as error:  # pragma: no cover - flush catches it per file
-        fail(str(error))
+    settings = get_settings()
+    drained = drain(settings)
     result, outbox = drained.flushed, drained.reconciled
     console.print(
         f"re-enqueued {result.sent}, left {result.remaining}, locked by another flusher "

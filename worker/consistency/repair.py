@@ -21,7 +21,7 @@ from worker.azure.client import storage_from_settings
 from worker.calls.summary import UPDATE_SQL
 from worker.client.spool import Spool
 from worker.consistency.types import Discrepancy
-from worker.errors import translate_database_errors
+from worker.db import translate_database_errors
 from worker.jobs import lock_key
 from worker.maintenance.partitions import ensure_partitions
 from worker.settings import Settings

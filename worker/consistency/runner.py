@@ -19,7 +19,7 @@ from psycopg.types.json import Jsonb
 from worker.consistency import azure
 from worker.consistency.checks import STORE_CHECKS
 from worker.consistency.types import Check, CheckContext, Discrepancy
-from worker.errors import translate_database_errors
+from worker.db import translate_database_errors
 from worker.settings import Settings, get_settings
 
 

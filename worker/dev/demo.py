@@ -21,7 +21,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from worker.client.recorder import CallRecorder, wait_for_announcements
+from worker.client.delivery import wait_for_announcements
+from worker.client.recorder import CallRecorder
 from worker.client.spool import Spool
 from worker.dev import processes, stack
 from worker.dev.simulate import simulate_call

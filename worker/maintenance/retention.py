@@ -37,7 +37,8 @@ from psycopg import sql
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
 from models.payload import MAX_CLOCK_SKEW
-from worker.errors import ConcurrencyConflict, ExportMismatch, translate_database_errors
+from worker.db import translate_database_errors
+from worker.errors import ConcurrencyConflict, ExportMismatch
 from worker.log import get_logger
 from worker.maintenance import archive
 from worker.maintenance.partitions import (
