@@ -22,7 +22,6 @@ from sqlalchemy import Engine
 from tests.factories import make_settings
 from worker.db import build_engine, dispose_engine
 from worker.dev import stack
-from worker.migrations import upgrade
 from worker.settings import ENV_PREFIX, Settings, get_settings
 
 TEMPLATE = "callstore_template"
@@ -64,7 +63,7 @@ def pg_admin_url(stack_paths: stack.StackPaths) -> Iterator[str]:
 def template_database(pg_admin_url: str) -> str:
     stack.drop_database(pg_admin_url, TEMPLATE)
     url = stack.create_database(pg_admin_url, TEMPLATE)
-    upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+    stack.migrate_database(url, premake_months=3)
     return TEMPLATE
 
 

@@ -24,7 +24,7 @@ from worker.dev import stack
 from worker.maintenance.partitions import add_months, month_range, month_start, partition_name
 from worker.settings import ENV_PREFIX
 
-ALEMBIC = Path(sys.executable).with_name("alembic")
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -36,9 +36,9 @@ def empty_database(pg_admin_url: str) -> Iterator[Database]:
     stack.drop_database(pg_admin_url, name)
 
 
-def _alembic(database: Database, *args: str, cwd: Path, **env: str) -> str:
-    """The ``alembic`` console script, as the compose ``migrate`` service runs it: configured by
-    CALLSTORE_* variables only, from a directory without .env or stack.env."""
+def _run(program: str, database: Database, *args: str, cwd: Path, **env: str) -> str:
+    """A console script as the compose ``migrate`` service runs it: configured by CALLSTORE_*
+    variables only, from a directory without .env or stack.env."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
     environment.update(
         CALLSTORE_DATABASE_URL=database.url,
@@ -46,7 +46,7 @@ def _alembic(database: Database, *args: str, cwd: Path, **env: str) -> str:
         **env,
     )
     result = subprocess.run(
-        [str(ALEMBIC), "-c", str(schema.ALEMBIC_INI), *args],
+        [str(BIN / program), *args],
         cwd=cwd,
         env=environment,
         capture_output=True,
@@ -90,11 +90,23 @@ def test_exactly_one_head() -> None:
     assert script.get_current_head() == heads[0]
 
 
-def test_upgrade_from_empty_to_head(empty_database: Database, tmp_path: Path) -> None:
+def _alembic(database: Database, *args: str, cwd: Path) -> str:
+    return _run("alembic", database, "-c", str(schema.ALEMBIC_INI), *args, cwd=cwd)
+
+
+def test_upgrade_from_empty_to_head_then_partitions_ensure(
+    empty_database: Database, tmp_path: Path
+) -> None:
+    """What the compose ``migrate`` service runs: the revisions make the schema and no
+    partition, then the rotation makes this month and the configured months ahead."""
+    _alembic(empty_database, "upgrade", "head", cwd=tmp_path)
+    with empty_database.connect(autocommit=True) as conn:
+        assert _partitions(conn) == set()
     before = month_start(datetime.now(UTC))
-    _alembic(
-        empty_database, "upgrade", "head", cwd=tmp_path, CALLSTORE_PARTITION_PREMAKE_MONTHS="2"
-    )
+    _run(
+        "callstore", empty_database, "partitions", "ensure",
+        cwd=tmp_path, CALLSTORE_PARTITION_PREMAKE_MONTHS="2",
+    )  # fmt: skip
     after = month_start(datetime.now(UTC))
 
     with empty_database.connect(autocommit=True) as conn:
@@ -158,7 +170,7 @@ def test_downgrade_to_base_leaves_nothing_and_upgrade_works_again(database: Data
         )
         assert functions == set()
 
-    schema.upgrade(database.sqlalchemy_url, premake_months=1)
+    stack.migrate_database(database.url, premake_months=1)
 
     with database.connect(autocommit=True) as conn:
         assert _tables(conn) == set(metadata.tables) | {"alembic_version"}
