@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 from ruamel.yaml import YAML
 
+from tests.compose_probe import command_lines
 from worker.settings import ENV_PREFIX, Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -197,7 +198,10 @@ def test_stateful_services_have_healthchecks_and_others_wait_for_them() -> None:
             assert condition["condition"] == wanted, (name, dependency)
             assert dependency in all_services
     migrate = all_services["migrate"]
-    assert command(migrate) == ["alembic", "upgrade", "head"]
+    assert command_lines(command(migrate)) == [
+        ["alembic", "upgrade", "head"],
+        ["callstore", "partitions", "ensure"],
+    ]
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert migrate["restart"] == "no"
     for name in ("worker-calls", "worker-maintenance", "beat"):
@@ -293,8 +297,12 @@ def test_dockerfile_installs_from_the_lock_as_a_non_root_user() -> None:
 
 def test_every_program_is_installed_by_a_runtime_dependency() -> None:
     runtime = runtime_dependencies()
-    for name, spec in our_services().items():
-        program = command(spec)[0]
+    programs = {
+        (name, argv[0])
+        for name, spec in our_services().items()
+        for argv in command_lines(command(spec))
+    }
+    for name, program in sorted(programs):
         assert (VENV_BIN / program).is_file(), f"{name}: {program} is not installed"
         [script] = entry_points(group="console_scripts", name=program)
         assert script.dist is not None
@@ -374,6 +382,13 @@ def test_the_probe_finds_commands_that_would_fail(tmp_path: Path) -> None:
         "unknown-subcommand": [*app, "beet"],
         "unknown-module": ["celery", "-A", "worker.celery_ap", "worker"],
         "unknown-revision": ["alembic", "upgrade", "heda"],
+        "unknown-command-after-and": [
+            "sh",
+            "-c",
+            "alembic upgrade head && callstore partitions ensur",
+        ],
+        "shell-operator": ["sh", "-c", "alembic upgrade head; callstore partitions ensure"],
+        "shell-variable": ["sh", "-c", "alembic upgrade $REVISION"],
     }
     errors = run_probe(broken, tmp_path)["errors"]
     assert {name for name, error in errors.items() if error} == set(broken)
