@@ -2,7 +2,11 @@
 
 A template database is migrated once; every test that needs a database gets its own clone
 (``CREATE DATABASE ... TEMPLATE``), so tests never see each other's rows. Nothing stands in
-for PostgreSQL or Redis.
+for PostgreSQL or Redis. Azurite's fixtures are in ``tests/azure_fixtures.py``.
+
+The tests come in three tiers, one directory each, whose ``conftest.py`` marks every test in
+it: ``unit`` (pure), ``integration`` (in process, on the real servers) and ``acceptance``
+(processes of ours).
 """
 
 from __future__ import annotations
@@ -24,13 +28,29 @@ from worker.db import build_engine, dispose_engine
 from worker.dev import stack
 from worker.settings import ENV_PREFIX, Settings, get_settings
 
+pytest_plugins = ["tests.azure_fixtures"]
+
 TEMPLATE = "callstore_template"
+TIERS = ("unit", "integration", "acceptance")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # The tests build their settings explicitly; a developer's environment must not leak in.
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
         del os.environ[key]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test outside the three tier directories would escape every fast loop's selection."""
+    untiered = [
+        item.nodeid
+        for item in items
+        if sum(item.get_closest_marker(tier) is not None for tier in TIERS) != 1
+    ]
+    if untiered:
+        raise pytest.UsageError(
+            f"tests outside tests/unit, tests/integration, tests/acceptance: {untiered}"
+        )
 
 
 @dataclass(frozen=True)

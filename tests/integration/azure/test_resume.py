@@ -13,8 +13,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.azure_fixtures import Migrate, snapshot
 from tests.helpers import PROJECT_ROOT, settings_env, wait_until
-from tests.integration.azure.conftest import Migrate, snapshot
 from worker.azure import checkpoints, sources, transforms
 from worker.azure.batch import RunResult
 from worker.azure.client import AzureStorage
