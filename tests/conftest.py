@@ -6,7 +6,7 @@ for PostgreSQL or Redis. Azurite's fixtures are in ``tests/azure_fixtures.py``.
 
 The tests come in three tiers, one directory each, whose ``conftest.py`` marks every test in
 it: ``unit`` (pure), ``integration`` (in process, on the real servers) and ``acceptance``
-(processes of ours).
+(processes of ours). Fixtures both of the last two use live here.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
+from tests import factories
 from tests.factories import make_settings
+from worker.calls.finalize import finalize_call
 from worker.db import build_engine, dispose_engine
 from worker.dev import stack
 from worker.settings import ENV_PREFIX, Settings, get_settings
@@ -32,6 +35,7 @@ pytest_plugins = ["tests.azure_fixtures"]
 
 TEMPLATE = "callstore_template"
 TIERS = ("unit", "integration", "acceptance")
+SESSION_START = datetime.now(UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -88,6 +92,15 @@ def template_database(pg_admin_url: str) -> str:
 
 
 @pytest.fixture
+def empty_database(pg_admin_url: str) -> Iterator[Database]:
+    """A database made from nothing (not from the migrated template)."""
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    url = stack.create_database(pg_admin_url, name)
+    yield Database(name=name, url=url, admin_url=pg_admin_url)
+    stack.drop_database(pg_admin_url, name)
+
+
+@pytest.fixture
 def database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
     name = f"test_{uuid.uuid4().hex[:12]}"
     url = stack.create_database(pg_admin_url, name, template=template_database)
@@ -126,6 +139,17 @@ def engine(settings: Settings) -> Iterator[Engine]:
     built = build_engine(settings)
     yield built
     built.dispose()
+
+
+@pytest.fixture
+def calls(settings: Settings, engine: Engine) -> list[dict[str, Any]]:
+    """Five small calls finalized in the test's database, started an hour before the session
+    (the consistency checks, in process and through ``callstore check``)."""
+    start = SESSION_START - timedelta(hours=1)
+    bodies = [factories.small_payload(seed, start=start) for seed in range(1, 6)]
+    for body in bodies:
+        finalize_call(body, settings=settings, task_id="t", engine=engine)
+    return bodies
 
 
 @pytest.fixture
