@@ -1,11 +1,12 @@
 """Checks the commands of docker-compose.yml against the installed project, in a fresh process.
 
-``tests/unit/test_compose.py`` runs ``python -m tests.compose_probe`` with the environment compose
-gives the services and a JSON object ``{service: argv}`` on stdin. The probe imports the Celery
-app exactly as ``celery -A`` does in the container, parses every command line with the program's
-own parser (each command of an ``sh -c "a && b"`` line), and prints a JSON report: an error (or null) per service, the queues of the app,
-the queue each registered task and beat entry is routed to. A fresh process keeps the app's
-import-time settings and Flower's global options away from the test session.
+``tests/acceptance/test_compose_commands.py`` runs ``python -m tests.compose_probe`` with the
+environment compose gives the services and a JSON object ``{service: argv}`` on stdin. The
+probe imports the Celery app exactly as ``celery -A`` does in the container, parses every
+command line with the program's own parser (each command of an ``sh -c "a && b"`` line), and
+prints a JSON report: an error (or null) per service, the queues of the app, the queue each
+registered task and beat entry is routed to. A fresh process keeps the app's import-time
+settings and Flower's global options away from the test session.
 """
 
 from __future__ import annotations
