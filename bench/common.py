@@ -19,7 +19,6 @@ import redis
 from psycopg import sql
 
 from worker.dev import processes, stack
-from worker.migrations import upgrade
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -41,7 +40,7 @@ class BenchStack:
         """A freshly migrated database ``name`` (dropped first if it exists); its URL."""
         stack.drop_database(self.admin_url, name)
         url = stack.create_database(self.admin_url, name)
-        upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=premake_months)
+        stack.migrate_database(url, premake_months=premake_months)
         return url
 
     def flush_broker(self) -> None:

@@ -49,7 +49,6 @@ from worker.db import build_engine
 from worker.dev import azurite, stack
 from worker.dev import legacy_data as g
 from worker.log import configure_logging
-from worker.migrations import upgrade
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -367,7 +366,7 @@ def azure_comparison(
     server = azurite.start(log_dir=workdir / "azurite")
     try:
         url = stack.create_database(admin_url, "consistency_azure")
-        upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+        stack.migrate_database(url, premake_months=3)
         settings = _settings(
             url, workdir / "spool", azure_connection_string=server.connection_string
         )
@@ -467,7 +466,7 @@ def run(
         try:
             configure_logging(_settings(admin, workdir / "spool"))
             url = stack.create_database(admin, "consistency_store")
-            upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+            stack.migrate_database(url, premake_months=3)
             print(f"consistency: making {sizes.calls} calls of history ...", flush=True)
             _make_history(url, sizes.calls, sizes.templates)
             _settle_history(url)

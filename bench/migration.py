@@ -39,7 +39,6 @@ from worker.azure.readers import read_pages
 from worker.db import build_engine
 from worker.dev import azurite, stack
 from worker.dev import legacy_data as generate
-from worker.migrations import upgrade
 from worker.settings import Settings
 
 TARGET_RATIO = 0.70
@@ -145,7 +144,7 @@ def run(*, quick: bool = False, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
             template = "bench_migration_template"
             stack.drop_database(admin_url, template)
             url = stack.create_database(admin_url, template)
-            upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+            stack.migrate_database(url, premake_months=3)
             storage = AzureStorage(server.connection_string)
             written = generate.write_cases(storage)
             seed = 1

@@ -52,7 +52,6 @@ from worker.maintenance.retention import (
     delete_call_batch,
     enforce_retention,
 )
-from worker.migrations import upgrade
 from worker.settings import Settings
 
 EXPIRED_MONTH = date(2025, 1, 1)
@@ -393,7 +392,7 @@ def run(*, quick: bool = False, workdir: Path | None = None) -> dict[str, Any]:
             urls = {}
             for name in ("small", "large", "stall"):
                 url = stack.create_database(admin, f"retention_{name}")
-                upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=0)
+                stack.migrate_database(url, premake_months=0)
                 urls[name] = url
             small = _month_retention(urls["small"], sizes.small, sizes.templates)
             large = _month_retention(urls["large"], sizes.large, sizes.templates)

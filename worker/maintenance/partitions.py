@@ -1,8 +1,9 @@
 """Monthly partitions of the four timeline tables, made ahead of the data.
 
-One plain function makes them (``ensure_partitions``) and every caller uses it: the initial
-migration, the beat rotation task, the CLI and the finalize path when a payload carries a month
-that has no partition yet. Each partition is created as a plain table and then attached, since
+One plain function makes them (``ensure_partitions``) and every caller uses it: the rotation
+that follows ``alembic upgrade`` (``worker.dev.stack.migrate_database``, ``callstore partitions
+ensure``), the beat rotation task and the finalize path when a payload carries a month that has
+no partition yet. Each partition is created as a plain table and then attached, since
 ``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE lock on the parent while
 ``CREATE TABLE ... PARTITION OF`` takes ACCESS EXCLUSIVE and would stall concurrent finalizes.
 

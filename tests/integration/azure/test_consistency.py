@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import factories
-from tests.integration.azure.conftest import Migrate
+from tests.azure_fixtures import Migrate
 from worker.azure.client import AzureStorage
 from worker.azure.transforms import call_id_for
 from worker.calls.finalize import finalize_call

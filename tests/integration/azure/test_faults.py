@@ -14,7 +14,7 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from tests.integration.azure.conftest import FAST_RETRY, Migrate
+from tests.azure_fixtures import FAST_RETRY, Migrate
 from worker.azure.batch import run_batches
 from worker.azure.client import AzureStorage
 from worker.dev import azurite

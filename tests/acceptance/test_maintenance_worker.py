@@ -9,7 +9,6 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-import pytest
 from sqlalchemy import Engine
 
 from models.base import PARTITIONED_TABLES
@@ -33,7 +32,6 @@ def _job_status(conn: psycopg.Connection[Any]) -> dict[str, str]:
     return dict(conn.execute("SELECT job, last_status FROM job_runs").fetchall())
 
 
-@pytest.mark.integration
 def test_finalizes_succeed_on_a_worker_while_maintenance_runs(
     settings: Settings, engine: Engine, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from bench.soak import SoakConfig, run
 
 
-@pytest.mark.integration
 def test_short_soak_loses_and_duplicates_nothing() -> None:
     result = run(SoakConfig.short(), log=lambda _line: None)
     assert result.lost == 0

@@ -43,7 +43,6 @@ def _digest(raw: Any) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-@pytest.mark.integration
 @settings(
     max_examples=3,
     deadline=None,
@@ -86,7 +85,6 @@ def _cli(settings: Settings, tmp_path: Path, *args: str) -> subprocess.Completed
     )
 
 
-@pytest.mark.integration
 def test_dead_letters_are_listed_shown_and_replayed(
     settings: Settings, database: Database, engine: Engine, worker: WorkerProcess, tmp_path: Path
 ) -> None:

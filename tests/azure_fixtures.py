@@ -1,7 +1,9 @@
 """Azurite for the migration tests: started once per session, in memory, on free ports.
 
 ``node_modules`` is installed from ``package-lock.json`` (``npm ci``) when missing. Each test
-gets an empty storage account: the session's Azurite is wiped before the test.
+gets an empty storage account: the session's Azurite is wiped before the test. A pytest plugin
+(``pytest_plugins`` in ``tests/conftest.py``), so that the integration and the acceptance tiers
+both see these fixtures.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import Engine
 
 from tests.conftest import Database
 from tests.factories import make_settings
+from worker.azure import sources
 from worker.azure.batch import RunResult, run_batches
 from worker.azure.client import AzureStorage, RetryOptions
 from worker.db import build_engine
@@ -30,6 +33,10 @@ from worker.settings import Settings
 
 #: Give up at once on trouble: the fault tests say how many retries they want.
 FAST_RETRY = RetryOptions(total=3, backoff_factor=0.01, backoff_max=0.05, connection_timeout=2)
+
+#: The bulk ``legacy_with_bulk`` adds to the cases: enough calls for several batches.
+BULK_CALLS = 40
+BULK_SEED = 5
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +62,36 @@ def legacy(azurite_server: azurite.Azurite) -> Iterator[AzureStorage]:
     _wipe(storage)
     yield storage
     storage.close()
+
+
+@pytest.fixture
+def legacy_with_bulk(legacy: AzureStorage) -> AzureStorage:
+    """The legacy account holding the cases and a bulk of calls (``expected_counts``)."""
+    generate.write_cases(legacy)
+    generate.write_bulk(legacy, calls=BULK_CALLS, seed=BULK_SEED)
+    return legacy
+
+
+def expected_counts() -> dict[str, int]:
+    """What a complete migration of ``legacy_with_bulk`` holds."""
+    bulk = generate.bulk_entities(calls=BULK_CALLS, seed=BULK_SEED)
+    entries = bulk[sources.CALL_TRANSCRIPTS.name]
+    return {
+        "customers": 3 + len(bulk[sources.CUSTOMERS.name]),
+        "calls": 9 + len({e["PartitionKey"] for e in entries}),
+        "entries": 18 + len(entries),
+    }
+
+
+def migrated_counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    """Customers, calls and transcript entries (messages, tool executions, events) stored."""
+    row = conn.execute(
+        "SELECT (SELECT count(*) FROM customers), (SELECT count(*) FROM calls),"
+        " (SELECT count(*) FROM call_messages) + (SELECT count(*) FROM call_tool_executions)"
+        " + (SELECT count(*) FROM call_events)"
+    ).fetchone()
+    assert row is not None
+    return {"customers": row[0], "calls": row[1], "entries": row[2]}
 
 
 @pytest.fixture

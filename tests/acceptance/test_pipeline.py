@@ -25,8 +25,6 @@ from worker.client.spool import Spool
 from worker.dev import stack
 from worker.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 
 def _publish(settings: Settings, bodies: list[dict[str, Any]]) -> None:
     publisher = Publisher(settings)

@@ -52,8 +52,6 @@ from worker.jobs import exclusive_job
 from worker.monitoring.canary import CANARY_TASK
 from worker.settings import Settings
 
-pytestmark = pytest.mark.integration
-
 CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 USER, PASSWORD = "ops", "flower-Pa55"
 
