@@ -9,7 +9,7 @@ from celery import Task
 
 from worker.celery_app import app
 from worker.consistency.runner import run_checks
-from worker.jobs import exclusive_job
+from worker.jobs import JobName, exclusive_job
 from worker.settings import get_settings
 
 
@@ -17,7 +17,7 @@ from worker.settings import get_settings
 def check(self: Task, full: bool = False) -> dict[str, Any]:
     """Run every check (incrementally unless ``full``) and store the report."""
     settings = get_settings()
-    with exclusive_job(settings, "consistency.check") as job:
+    with exclusive_job(settings, JobName.CONSISTENCY_CHECK) as job:
         if job is None:
             return {"skipped": True}
         report = run_checks(settings, now=datetime.now(UTC), full=full)

@@ -17,7 +17,7 @@ from worker.celery_app import app
 from worker.client.publisher import drain
 from worker.db import maintenance_connection
 from worker.errors import MaintenanceIncomplete
-from worker.jobs import exclusive_job
+from worker.jobs import JobName, exclusive_job
 from worker.maintenance import partitions, retention
 from worker.settings import get_settings
 
@@ -34,7 +34,7 @@ def rotate_partitions(self: Task) -> dict[str, Any]:
     """Keep partitions from the current month to ``CALLSTORE_PARTITION_PREMAKE_MONTHS`` ahead."""
     settings = get_settings()
     now = datetime.now(UTC)
-    with exclusive_job(settings, partitions.ROTATION_JOB) as job:
+    with exclusive_job(settings, JobName.ROTATE_PARTITIONS) as job:
         if job is None:
             return SKIPPED
         with maintenance_connection(settings) as conn:
@@ -53,7 +53,7 @@ def enforce_retention(self: Task) -> dict[str, Any]:
     """Delete expired calls, archive expired months, drop archives past their grace period."""
     settings = get_settings()
     now = datetime.now(UTC)
-    with exclusive_job(settings, retention.JOB) as job:
+    with exclusive_job(settings, JobName.ENFORCE_RETENTION) as job:
         if job is None:
             return SKIPPED
         with maintenance_connection(settings) as conn:
@@ -74,7 +74,7 @@ def enforce_retention(self: Task) -> dict[str, Any]:
 def flush_spool(self: Task) -> dict[str, Any]:
     """Re-publish calls spooled in ``CALLSTORE_SPOOL_DIR`` (useful on a shared volume)."""
     settings = get_settings()
-    with exclusive_job(settings, "flush_spool") as job:
+    with exclusive_job(settings, JobName.FLUSH_SPOOL) as job:
         if job is None:
             return SKIPPED
         drained = drain(settings, limit=SPOOL_FLUSH_LIMIT)

@@ -14,7 +14,7 @@ from models.enums import ArchiveStatus
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
 from worker.errors import CallstoreError
-from worker.jobs import exclusive_job
+from worker.jobs import JobName, exclusive_job
 from worker.maintenance import archive, partitions, retention
 from worker.settings import settings_or_exit
 
@@ -120,7 +120,7 @@ def ensure(now: NowOption = None) -> None:
     settings = settings_or_exit()
     at = parse_now(now)
     try:
-        with exclusive_job(settings, partitions.ROTATION_JOB) as job:
+        with exclusive_job(settings, JobName.ROTATE_PARTITIONS) as job:
             if job is None:
                 fail("another rotation holds the lock; nothing done")
             with maintenance_connection(settings) as conn:

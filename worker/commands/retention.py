@@ -9,7 +9,7 @@ import typer
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
 from worker.errors import CallstoreError
-from worker.jobs import exclusive_job
+from worker.jobs import JobName, exclusive_job
 from worker.maintenance import retention
 from worker.settings import settings_or_exit
 
@@ -95,7 +95,7 @@ def run(dry_run: DryRun = False, now: NowOption = None) -> None:
             with maintenance_connection(settings) as conn:
                 print_plan(retention.plan_retention(conn, now=at, policy=policy))
             return
-        with exclusive_job(settings, retention.JOB) as job:
+        with exclusive_job(settings, JobName.ENFORCE_RETENTION) as job:
             if job is None:
                 fail("another retention run holds the lock; nothing done")
             with maintenance_connection(settings) as conn:

@@ -29,9 +29,6 @@ from models.base import PARTITIONED_TABLES
 #: Where retention keeps detached partitions until their grace period ends (revision 0002).
 ARCHIVE_SCHEMA = "archive"
 
-#: The ``exclusive_job`` name shared by the beat task and ``callstore partitions ensure``.
-ROTATION_JOB = "rotate_partitions"
-
 #: Serializes partition DDL across processes; taken per transaction, released at commit.
 PARTITION_DDL_LOCK_KEY = 0x63616C6C_70617274  # "callpart"
 

@@ -25,7 +25,6 @@ killed anywhere is finished by the next one.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +37,7 @@ from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
 from models.payload import MAX_CLOCK_SKEW
 from worker.errors import ConcurrencyConflict, ExportMismatch, translate_database_errors
+from worker.jobs import Progress
 from worker.log import get_logger
 from worker.maintenance import archive
 from worker.maintenance.partitions import (
@@ -58,15 +58,9 @@ from worker.settings import Settings
 
 log = get_logger("callstore.retention")
 
-#: The ``exclusive_job`` name shared by the beat task and ``callstore retention run``.
-JOB = "enforce_retention"
-
 #: A batch waits at most this long for a row lock (a finalize rewriting an expired call);
 #: waiting stalls only retention, never the ingest path.
 BATCH_LOCK_TIMEOUT = "30s"
-
-#: ``progress(phase=..., **counts)``: how long runs report where they are (Flower, CLI).
-Progress = Callable[..., None]
 
 
 @dataclass(frozen=True, slots=True)
