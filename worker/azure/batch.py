@@ -41,11 +41,11 @@ from worker.azure.readers import Page, Record, read_pages
 from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
 from worker.azure.writer import Problem, WriteOutcome, Writer
-from worker.calls.finalize import partition_guard
 from worker.db import get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing, classify
 from worker.jobs import JobName, Progress, exclusive_job
 from worker.log import get_logger
+from worker.maintenance.partition_cache import partition_guard
 from worker.maintenance.partitions import month_start
 from worker.readahead import read_ahead
 from worker.settings import Settings
