@@ -60,6 +60,19 @@ class JobRunContext:
 
     job: JobName
     details: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        """Record the run as failed with ``error`` without raising it: for a run that did what
+        it could and returns a report of the rest (retention), so its caller still sees it."""
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """What a job's run returns when another run of it held the lock: nothing was done."""
+
+    job: JobName
 
 
 _RECORD = """
@@ -113,7 +126,8 @@ def exclusive_job(settings: Settings, job: JobName) -> Iterator[JobRunContext | 
             _finish(conn, context, "failed", started, error)
             raise
         else:
-            _finish(conn, context, "succeeded", started, None)
+            status = "succeeded" if context.error is None else "failed"
+            _finish(conn, context, status, started, context.error)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(job),))
 

@@ -50,3 +50,15 @@ def test_a_failed_run_is_recorded_and_raised(
         raise RuntimeError("boom")
     status, _, succeeded, error, _ = _run(conn, JobName.FLUSH_SPOOL)
     assert (status, succeeded, error) == ("failed", False, "RuntimeError: boom")
+
+
+def test_a_run_that_fails_without_raising_is_recorded_failed(
+    settings: Settings, conn: psycopg.Connection[Any]
+) -> None:
+    with exclusive_job(settings, JobName.FLUSH_SPOOL) as job:
+        assert job is not None
+        job.details["done"] = 1
+        job.fail(RuntimeError("two steps left for the next run"))
+    status, _, succeeded, error, details = _run(conn, JobName.FLUSH_SPOOL)
+    assert (status, succeeded, details) == ("failed", False, {"done": 1})
+    assert error == "RuntimeError: two steps left for the next run"

@@ -40,9 +40,9 @@ from worker.maintenance.partitions import (
     detach_concurrently,
     detached_tables,
     list_partitions,
-    rotate_partitions,
 )
 from worker.maintenance.retention import RetentionPolicy, enforce_retention, plan_retention
+from worker.maintenance.rotation import rotate_partitions
 from worker.settings import Settings
 
 NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)  # cutoff 2026-03-15 12:00, months < 2026-03 expire

@@ -14,8 +14,9 @@ from models.enums import ArchiveStatus
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
 from worker.errors import CallstoreError
-from worker.jobs import JobName, exclusive_job
-from worker.maintenance import archive, partitions, retention
+from worker.jobs import Skipped
+from worker.maintenance import archive, partitions
+from worker.maintenance.rotation import run_rotation
 from worker.settings import settings_or_exit
 
 app = typer.Typer(help="Inspect and make the monthly partitions of the timeline tables.")
@@ -120,19 +121,11 @@ def ensure(now: NowOption = None) -> None:
     settings = settings_or_exit()
     at = parse_now(now)
     try:
-        with exclusive_job(settings, JobName.ROTATE_PARTITIONS) as job:
-            if job is None:
-                fail("another rotation holds the lock; nothing done")
-            with maintenance_connection(settings) as conn:
-                result = partitions.rotate_partitions(
-                    conn,
-                    today=at.date(),
-                    months_ahead=settings.partition_premake_months,
-                    oldest=retention.first_kept_month(at, settings.retention_days),
-                )
-            job.details.update(result.as_dict())
+        result = run_rotation(settings, now=at)
     except CallstoreError as error:
         fail(str(error))
+    if isinstance(result, Skipped):
+        fail("another rotation holds the lock; nothing done")
     for name in result.created:
         console.print(f"created {name}", highlight=False)
     horizon = _month(result.horizon) if result.horizon else "none"

@@ -7,9 +7,8 @@ from typing import Annotated, Any
 import typer
 
 from worker.commands.common import NowOption, console, fail, parse_now
-from worker.db import maintenance_connection
 from worker.errors import CallstoreError
-from worker.jobs import JobName, exclusive_job
+from worker.jobs import Skipped
 from worker.maintenance import retention
 from worker.settings import settings_or_exit
 
@@ -89,22 +88,15 @@ def run(dry_run: DryRun = False, now: NowOption = None) -> None:
     """Delete expired calls in batches, archive expired months, drop archives past grace."""
     settings = settings_or_exit()
     at = parse_now(now)
-    policy = retention.RetentionPolicy.from_settings(settings)
     try:
         if dry_run:
-            with maintenance_connection(settings) as conn:
-                print_plan(retention.plan_retention(conn, now=at, policy=policy))
+            print_plan(retention.preview_retention(settings, now=at))
             return
-        with exclusive_job(settings, JobName.ENFORCE_RETENTION) as job:
-            if job is None:
-                fail("another retention run holds the lock; nothing done")
-            with maintenance_connection(settings) as conn:
-                report = retention.enforce_retention(
-                    conn, now=at, policy=policy, progress=_progress
-                )
-            job.details.update(report.as_dict())
+        report = retention.run_retention(settings, now=at, progress=_progress)
     except CallstoreError as error:
         fail(str(error))
+    if isinstance(report, Skipped):
+        fail("another retention run holds the lock; nothing done")
     print_report(report)
     if report.errors:
         raise typer.Exit(1)

@@ -1,8 +1,8 @@
 """Monthly partitions of the four timeline tables, made ahead of the data.
 
 One plain function makes them (``ensure_partitions``) and every caller uses it: the initial
-migration, the beat rotation task, the CLI and the finalize path when a payload carries a month
-that has no partition yet. Each partition is created as a plain table and then attached, since
+migration, rotation (``worker.maintenance.rotation``), the CLI and the finalize path when a
+payload carries a month that has no partition yet. Each partition is created as a plain table and then attached, since
 ``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE lock on the parent while
 ``CREATE TABLE ... PARTITION OF`` takes ACCESS EXCLUSIVE and would stall concurrent finalizes.
 
@@ -197,87 +197,6 @@ def _create_partition(conn: psycopg.Connection[Any], table: str, month: date) ->
             hi=sql.Literal(_bound(add_months(month, 1))),
         )
     )
-
-
-# -- rotation --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RotationResult:
-    """What a rotation did, and whether the horizon now reaches ``target``."""
-
-    today: date
-    target: date
-    created: list[str]
-    horizon: date | None
-
-    @property
-    def ok(self) -> bool:
-        return self.horizon is not None and self.horizon >= self.target
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "today": self.today.isoformat(),
-            "target": self.target.isoformat(),
-            "horizon": self.horizon.isoformat() if self.horizon else None,
-            "created": len(self.created),
-            "ok": self.ok,
-        }
-
-
-_CALL_MONTHS = """
-WITH RECURSIVE m(month) AS (
-    SELECT date_trunc('month', min(started_at) AT TIME ZONE 'UTC')
-      FROM calls WHERE started_at >= %(since)s
-    UNION ALL
-    SELECT (SELECT date_trunc('month', min(c.started_at) AT TIME ZONE 'UTC')
-              FROM calls c
-             WHERE c.started_at >= (m.month + interval '1 month') AT TIME ZONE 'UTC')
-      FROM m WHERE m.month IS NOT NULL
-)
-SELECT month::date FROM m WHERE month IS NOT NULL
-"""
-
-
-def months_with_calls(conn: psycopg.Connection[Any], *, since: date | None = None) -> set[date]:
-    """The months in which stored calls started (from ``since`` on).
-
-    A loose index scan on ``ix_calls_started_at``: one index probe per month, however many
-    calls there are.
-    """
-    lower = month_bounds(since)[0] if since else datetime(1, 1, 1, tzinfo=UTC)
-    return {row[0] for row in conn.execute(_CALL_MONTHS, {"since": lower})}
-
-
-def rotate_partitions(
-    conn: psycopg.Connection[Any],
-    *,
-    today: date,
-    months_ahead: int,
-    oldest: date | None = None,
-) -> RotationResult:
-    """Make every month the tables need; return what was created and the horizon.
-
-    Needed are the month of ``today`` and ``months_ahead`` months after it, every month that
-    any of the four tables has (so all four stay aligned) and every month in which a stored
-    call started — never a month before ``oldest`` (the first month retention keeps), which
-    retention would only take out again. Each month is made in its own short transaction when
-    ``conn`` is in autocommit mode, so the DDL lock is held for milliseconds at a time.
-    """
-    current = month_start(today)
-    target = add_months(current, months_ahead)
-    have = existing_months(conn)
-    wanted = set(month_range(current, target)).union(*have.values())
-    wanted |= months_with_calls(conn, since=oldest)
-    if oldest is not None:
-        wanted = {month for month in wanted if month >= month_start(oldest)}
-    created: list[str] = []
-    for month in sorted(wanted):
-        if all(month in months for months in have.values()):
-            continue
-        with conn.transaction():
-            created.extend(ensure_partitions(conn, months=[month]))
-    return RotationResult(today, target, created, horizon(conn, today=today))
 
 
 # -- status ----------------------------------------------------------------------------------

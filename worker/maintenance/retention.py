@@ -36,8 +36,14 @@ from psycopg import sql
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
 from models.payload import MAX_CLOCK_SKEW
-from worker.errors import ConcurrencyConflict, ExportMismatch, translate_database_errors
-from worker.jobs import Progress
+from worker.db import maintenance_connection
+from worker.errors import (
+    ConcurrencyConflict,
+    ExportMismatch,
+    MaintenanceIncomplete,
+    translate_database_errors,
+)
+from worker.jobs import JobName, Progress, Skipped, exclusive_job
 from worker.log import get_logger
 from worker.maintenance import archive
 from worker.maintenance.partitions import (
@@ -256,6 +262,10 @@ class RetentionReport:
             "complete": self.complete,
         }
 
+    def incomplete(self) -> MaintenanceIncomplete | None:
+        """The steps that failed, as the error a run that had them ends with."""
+        return MaintenanceIncomplete("; ".join(self.errors)) if self.errors else None
+
 
 class _Budget:
     def __init__(self, seconds: float | None) -> None:
@@ -330,6 +340,42 @@ def enforce_retention(
         _export_archived(conn, policy.export_dir, now, report)
     _drop_due(conn, now, policy, report, notify)
     log.info("retention run", action="retention", **report.as_dict())
+    return report
+
+
+def preview_retention(settings: Settings, *, now: datetime) -> RetentionPlan:
+    """What the ``enforce_retention`` job would do at ``now``; without its lock, as it changes
+    nothing."""
+    with maintenance_connection(settings) as conn:
+        return plan_retention(conn, now=now, policy=RetentionPolicy.from_settings(settings))
+
+
+def run_retention(
+    settings: Settings,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+    budget_seconds: float | None = None,
+) -> RetentionReport | Skipped:
+    """The ``enforce_retention`` job at ``now``: under its lock, on a connection of its own.
+
+    A run whose report has errors is recorded as failed (the next run retries those steps);
+    the report is returned all the same.
+    """
+    with exclusive_job(settings, JobName.ENFORCE_RETENTION) as job:
+        if job is None:
+            return Skipped(JobName.ENFORCE_RETENTION)
+        with maintenance_connection(settings) as conn:
+            report = enforce_retention(
+                conn,
+                now=now,
+                policy=RetentionPolicy.from_settings(settings),
+                progress=progress,
+                budget_seconds=budget_seconds,
+            )
+        job.details.update(report.as_dict())
+        if (incomplete := report.incomplete()) is not None:
+            job.fail(incomplete)
     return report
 
 
