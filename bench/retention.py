@@ -46,12 +46,8 @@ from worker.dev import stack
 from worker.dev.simulate import CallShape, simulate_call
 from worker.log import configure_logging
 from worker.maintenance.partitions import ensure_partitions, month_bounds
-from worker.maintenance.retention import (
-    RetentionPolicy,
-    cutoff,
-    delete_call_batch,
-    enforce_retention,
-)
+from worker.maintenance.retention import delete_call_batch, enforce_retention
+from worker.maintenance.retention_rules import RetentionPolicy, cutoff
 from worker.maintenance.rotation import rotate_partitions
 from worker.migrations import upgrade
 from worker.settings import Settings

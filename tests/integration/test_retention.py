@@ -41,7 +41,8 @@ from worker.maintenance.partitions import (
     detached_tables,
     list_partitions,
 )
-from worker.maintenance.retention import RetentionPolicy, enforce_retention, plan_retention
+from worker.maintenance.retention import enforce_retention, plan_retention
+from worker.maintenance.retention_rules import RetentionPolicy
 from worker.maintenance.rotation import rotate_partitions
 from worker.settings import Settings
 

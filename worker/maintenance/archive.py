@@ -216,19 +216,16 @@ def _copy_out(conn: psycopg.Connection[Any], name: str, columns: list[str]) -> I
 
 
 def export(
-    conn: psycopg.Connection[Any], record: ArchiveRecord, *, export_dir: Path, now: datetime
+    conn: psycopg.Connection[Any], record: ArchiveRecord, *, path: Path, now: datetime
 ) -> Path:
-    """Write ``archive.<archive_name>`` to a gzip file with its manifest; record count and digest.
+    """Write ``archive.<archive_name>`` to the gzip file ``path`` (``export_path``) with its
+    manifest; record count and digest.
 
     The file is written durably (``worker.durable``), its manifest in place before it, so a
     killed export leaves no file that looks complete; the record is updated only once the file
     is in place.
     """
     assert record.archive_name is not None
-    assert record.archived_at is not None
-    path = export_path(
-        export_dir, record.parent_table, record.partition_name, archived_at=record.archived_at
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = _columns(conn, record.archive_name)
     digest = RowDigest()

@@ -311,16 +311,24 @@ def table_exists(conn: psycopg.Connection[Any], name: str, *, schema: str) -> bo
     return bool(row and row[0])
 
 
-def free_archive_name(
-    conn: psycopg.Connection[Any], name: str, *, taken: Collection[str] = ()
-) -> str:
-    """``name``, or ``name_2``, ``name_3``, ... if the archive (or ``taken``) has that name."""
-    archive_name = name
+def archive_names(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    """Every name taken in the archive schema (tables, their indexes, anything)."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace"
+        " WHERE ns.nspname = %s",
+        (ARCHIVE_SCHEMA,),
+    ).fetchall()
+    return frozenset(row[0] for row in rows)
+
+
+def free_name(name: str, taken: Collection[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... if ``taken`` has that name."""
+    candidate = name
     suffix = 1
-    while archive_name in taken or table_exists(conn, archive_name, schema=ARCHIVE_SCHEMA):
+    while candidate in taken:
         suffix += 1
-        archive_name = f"{name}_{suffix}"
-    return archive_name
+        candidate = f"{name}_{suffix}"
+    return candidate
 
 
 def move_to_archive(conn: psycopg.Connection[Any], name: str) -> str:
@@ -330,7 +338,7 @@ def move_to_archive(conn: psycopg.Connection[Any], name: str) -> str:
     the name gets a suffix when the archive already has one, and its indexes are renamed
     with it (index names are unique per schema). Runs in the caller's transaction.
     """
-    archive_name = free_archive_name(conn, name)
+    archive_name = free_name(name, archive_names(conn))
     if archive_name != name:
         indexes = conn.execute(
             "SELECT ci.relname FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid"

@@ -25,7 +25,7 @@ from worker.maintenance.partitions import (
     month_range,
     month_start,
 )
-from worker.maintenance.retention import first_kept_month
+from worker.maintenance.retention_rules import first_kept_month
 from worker.settings import Settings
 
 
