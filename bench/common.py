@@ -121,39 +121,17 @@ class Workers:
             process.stop()
 
 
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a worker process for ``settings``."""
-    values = {
-        "CALLSTORE_DATABASE_URL": settings.database_url.get_secret_value(),
-        "CALLSTORE_BROKER_URL": settings.broker_url.get_secret_value(),
-        "CALLSTORE_SPOOL_DIR": str(settings.spool_dir),
-        "CALLSTORE_BROKER_VISIBILITY_TIMEOUT": str(settings.broker_visibility_timeout),
-        "CALLSTORE_FINALIZE_RETRY_BACKOFF_MAX": str(settings.finalize_retry_backoff_max),
-        "CALLSTORE_LOG_LEVEL": "INFO",
-    }
-    values.update(extra)
-    return processes.process_env(values)
-
-
-def start_worker(
-    env: dict[str, str], name: str, log_dir: Path, *, queues: str = "calls"
-) -> processes.ManagedProcess:
-    return processes.start(
-        name,
-        ["celery", "-A", "worker.celery_app", "worker", "--queues", queues,
-         "--concurrency", "1", "--hostname", f"{name}@%h", "--without-gossip",
-         "--without-mingle", "--loglevel", "INFO"],
-        env=env,
-        log_dir=log_dir,
-    )  # fmt: skip
-
-
 def start_workers(
-    env: dict[str, str], count: int, log_dir: Path, *, prefix: str = "bench-worker"
+    settings: Settings, count: int, log_dir: Path, *, prefix: str = "bench-worker"
 ) -> Workers:
-    started = [start_worker(env, f"{prefix}-{n}", log_dir) for n in range(count)]
+    """``count`` workers for ``settings``, started together; returns once all are ready."""
+    env = processes.settings_env(settings)
+    started = [
+        processes.start_worker(f"{prefix}-{n}", env=env, log_dir=log_dir, ready_timeout=None)
+        for n in range(count)
+    ]
     for process in started:
-        processes.wait_for_log(process, " ready.", timeout=120)
+        processes.wait_ready(process)
     return Workers(started)
 
 

@@ -23,7 +23,6 @@ from bench.common import (
     start_workers,
     truncate,
     wait_persisted,
-    worker_env,
 )
 from models.payload import QUEUE, TASK_NAME
 from worker.calls.validation import encode
@@ -136,7 +135,7 @@ def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[st
     url = settings.database_url.get_secret_value()
     results: dict[str, Any] = {}
     for workers in (1, 2):
-        pool = start_workers(worker_env(settings), workers, bench.paths.data_dir / "logs")
+        pool = start_workers(settings, workers, bench.paths.data_dir / "logs")
         try:
             truncate(url)
             burst = _recorders(count, settings, seed=100 + workers, shape=CallShape())
@@ -166,7 +165,7 @@ def worker_memory(bench: BenchStack, settings: Settings, *, quick: bool) -> dict
     total = 2000 if quick else 10_000
     url = settings.database_url.get_secret_value()
     truncate(url)
-    pool = start_workers(worker_env(settings), 1, bench.paths.data_dir / "logs")
+    pool = start_workers(settings, 1, bench.paths.data_dir / "logs")
     samples: list[tuple[int, float]] = []
     try:
         parent = psutil.Process(pool.started[0].process.pid)

@@ -45,13 +45,10 @@ from worker.db import build_engine, raw_connection, session_scope
 from worker.dev import stack
 from worker.dev.simulate import CallShape, simulate_call
 from worker.log import configure_logging
-from worker.maintenance.partitions import ensure_partitions, month_bounds, rotate_partitions
-from worker.maintenance.retention import (
-    RetentionPolicy,
-    cutoff,
-    delete_call_batch,
-    enforce_retention,
-)
+from worker.maintenance.partitions import ensure_partitions, month_bounds
+from worker.maintenance.retention import delete_call_batch, enforce_retention
+from worker.maintenance.retention_rules import RetentionPolicy, cutoff
+from worker.maintenance.rotation import rotate_partitions
 from worker.settings import Settings
 
 EXPIRED_MONTH = date(2025, 1, 1)

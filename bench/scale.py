@@ -28,7 +28,6 @@ from bench.common import (
     start_workers,
     truncate,
     wait_persisted,
-    worker_env,
 )
 from models.payload import QUEUE, TASK_NAME
 from worker.client.publisher import Publisher
@@ -89,7 +88,7 @@ def measure(bench: BenchStack, settings: Settings, workers: int, calls: int) -> 
     wal_before = _wal_lsn(url)
     started = time.time()
     pool = start_workers(
-        worker_env(settings),
+        settings,
         workers,
         bench.paths.data_dir / "logs",
         prefix=f"scale{workers}",

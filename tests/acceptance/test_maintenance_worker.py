@@ -17,8 +17,8 @@ from tests import factories
 from tests.helpers import assert_whole_or_gone, orphan_rows, start_worker, store_call, wait_until
 from worker.calls.persist import build_rows
 from worker.client.publisher import Publisher
-from worker.maintenance.partitions import ARCHIVE_SCHEMA, ROTATION_JOB
-from worker.maintenance.retention import JOB as RETENTION_JOB
+from worker.jobs import JobName
+from worker.maintenance.partitions import ARCHIVE_SCHEMA
 from worker.settings import Settings
 
 
@@ -60,8 +60,8 @@ def test_finalizes_succeed_on_a_worker_while_maintenance_runs(
             return bool(
                 row
                 and row[0] == len(fresh)
-                and jobs.get(RETENTION_JOB) == "succeeded"
-                and jobs.get(ROTATION_JOB) == "succeeded"
+                and jobs.get(JobName.ENFORCE_RETENTION) == "succeeded"
+                and jobs.get(JobName.ROTATE_PARTITIONS) == "succeeded"
             )
 
         wait_until(all_done, timeout=90, what="30 finalized calls and both maintenance jobs")

@@ -48,7 +48,7 @@ from worker.client.spool import Spool
 from worker.db import build_engine
 from worker.dev import stack
 from worker.errors import ConcurrencyConflict
-from worker.jobs import exclusive_job
+from worker.jobs import JobName, exclusive_job
 from worker.monitoring.canary import CANARY_TASK
 from worker.settings import Settings
 
@@ -371,7 +371,7 @@ def test_the_metrics_endpoint_shows_live_values_and_the_canary_round_trip(
     # A spool of its own: the recorders of earlier tests in this process drain theirs.
     settings = settings.model_copy(update={"spool_dir": tmp_path / "metrics-spool"})
     Spool(settings.spool_dir).put(TASK_NAME, QUEUE, [{}], reason="test", key="spooled")
-    with exclusive_job(settings, "rotate_partitions") as job:
+    with exclusive_job(settings, JobName.ROTATE_PARTITIONS) as job:
         assert job is not None
     with psycopg.connect(system.database_url, autocommit=True) as conn:
         # The Azure migration's checkpoints (its own revision makes the table; this is the

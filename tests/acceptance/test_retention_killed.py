@@ -29,7 +29,8 @@ from tests.helpers import (
     store_call,
     wait_until,
 )
-from worker.maintenance.retention import RetentionPolicy, enforce_retention
+from worker.maintenance.retention import enforce_retention
+from worker.maintenance.retention_rules import RetentionPolicy
 from worker.settings import Settings
 
 NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)  # cutoff 2026-03-15 12:00, months < 2026-03 expire

@@ -21,13 +21,10 @@ from tests.helpers import (
     store_call,
 )
 from worker.maintenance import archive
-from worker.maintenance.partitions import add_months, month_range, rotate_partitions
-from worker.maintenance.retention import (
-    RetentionPolicy,
-    cutoff,
-    enforce_retention,
-    first_kept_month,
-)
+from worker.maintenance.partitions import add_months, month_range
+from worker.maintenance.retention import enforce_retention
+from worker.maintenance.retention_rules import RetentionPolicy, cutoff, first_kept_month
+from worker.maintenance.rotation import rotate_partitions
 
 FIRST = date(2025, 6, 1)
 STEPS = 26

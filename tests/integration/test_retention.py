@@ -35,9 +35,10 @@ from worker.maintenance.partitions import (
     detach_concurrently,
     detached_tables,
     list_partitions,
-    rotate_partitions,
 )
-from worker.maintenance.retention import RetentionPolicy, enforce_retention, plan_retention
+from worker.maintenance.retention import enforce_retention, plan_retention
+from worker.maintenance.retention_rules import RetentionPolicy
+from worker.maintenance.rotation import rotate_partitions
 
 NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)  # cutoff 2026-03-15 12:00, months < 2026-03 expire
 POLICY = RetentionPolicy(retention_days=365, grace_days=7)

@@ -19,8 +19,8 @@ from worker.maintenance.partitions import (
     add_months,
     ensure_partitions,
     month_range,
-    rotate_partitions,
 )
+from worker.maintenance.rotation import rotate_partitions
 from worker.settings import Settings
 
 

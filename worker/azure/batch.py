@@ -41,22 +41,19 @@ from worker.azure.readers import Page, Record, read_pages
 from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
 from worker.azure.writer import Problem, WriteOutcome, Writer
-from worker.calls.finalize import partition_guard
 from worker.db import classify, get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing
-from worker.jobs import exclusive_job
+from worker.jobs import JobName, Progress, exclusive_job
 from worker.log import get_logger
+from worker.maintenance.partition_cache import partition_guard
 from worker.maintenance.partitions import month_start
 from worker.readahead import read_ahead
 from worker.settings import Settings
 
 log = get_logger("callstore.migration")
 
-JOB = "migration"
 #: A batch stops reading after this many seconds, whatever its size.
 DEFAULT_READ_BUDGET = 60.0
-
-Progress = Callable[..., None]
 
 #: Seconds between GIL hand-offs while a reader thread runs ahead (see ``_planned``).
 SWITCH_INTERVAL = 0.0005
@@ -188,7 +185,7 @@ def run_batches(
     opts = options(settings, batch_size=batch_size, overlap=overlap)
     started = time.monotonic()
     results: list[BatchResult] = []
-    with exclusive_job(settings, JOB) as job:
+    with exclusive_job(settings, JobName.MIGRATION) as job:
         if job is None:
             return RunResult(skipped=True)
         engine = engine or get_engine()

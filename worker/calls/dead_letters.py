@@ -23,6 +23,7 @@ from models.operations import DeadLetter
 from worker.calls.validation import validate_payload
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
+from worker.jobs import Progress
 
 _MAX_MESSAGE = 4000
 
@@ -153,8 +154,6 @@ class ReplayReport:
 
 #: ``send(payload) -> task id``; raises ``BrokerUnavailable`` when the broker refuses it.
 SendPayload = Callable[[dict[str, Any]], str]
-#: Called after each batch with the counts so far (a task shows them in Flower).
-Progress = Callable[..., None]
 
 
 def replay_pending(

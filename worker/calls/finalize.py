@@ -8,7 +8,6 @@ either persisted exactly once or in ``failed_payloads`` with the reason.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import date
@@ -25,7 +24,8 @@ from worker.calls.validation import encode, validate_payload
 from worker.db import get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing, PermanentError
 from worker.log import get_logger
-from worker.maintenance.partitions import ensure_partitions, existing_months, month_start
+from worker.maintenance.partition_cache import partition_guard
+from worker.maintenance.partitions import month_start
 from worker.settings import Settings
 
 log = get_logger("callstore.finalize")
@@ -58,34 +58,6 @@ class FinalizeResult:
             "dead_letter_id": str(self.dead_letter_id) if self.dead_letter_id else None,
             "error": self.error,
         }
-
-
-class PartitionGuard:
-    """The months this process knows have partitions, so the hot path asks the catalog rarely."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._known: set[date] | None = None
-
-    def ensure(self, engine: Engine, months: set[date]) -> list[str]:
-        with self._lock:
-            if self._known is not None and months <= self._known:
-                return []
-        with session_scope(engine) as session:
-            conn = raw_connection(session)
-            created = ensure_partitions(conn, months=months) if months else []
-            have = existing_months(conn)
-        known = set.intersection(*have.values()) if have else set()
-        with self._lock:
-            self._known = known
-        return created
-
-    def forget(self) -> None:
-        with self._lock:
-            self._known = None
-
-
-partition_guard = PartitionGuard()
 
 
 def partition_months(payload: CallPayload) -> set[date]:

@@ -17,16 +17,12 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from typing import Any
 
-import redis
-
 from models.payload import ANNOUNCE_TASK_NAME, QUEUE, TASK_NAME
-from worker.client import settlement
+from worker.client.drain import drain
 from worker.client.publisher import Publisher, get_publisher, payload_repr
-from worker.client.queues import redis_client
-from worker.client.spool import FlushResult, ReconcileResult, Spool
+from worker.client.spool import Send, Spool
 from worker.errors import BrokerUnavailable
 from worker.settings import ClientSettings, get_client_settings
 
@@ -35,53 +31,13 @@ logger = logging.getLogger("callstore.recorder")
 _SPOOL_CHECK_INTERVAL_SECONDS = 5.0
 
 
-@dataclass(frozen=True, slots=True)
-class DrainResult:
-    """What one pass over the spool and the outbox did."""
-
-    flushed: FlushResult
-    reconciled: ReconcileResult
-
-
-def drain(
-    settings: ClientSettings,
-    *,
-    publisher: Publisher | None = None,
-    limit: int | None = None,
-    now: float | None = None,
-) -> DrainResult:
-    """Re-publish spooled calls (oldest first), then reconcile the outbox: forget settled calls,
-    publish again those unsettled for too long (``worker.client.settlement``).
-
-    The recorder's drainer runs it in the background; ``callstore spool flush`` runs it on the
-    runtime's host; the ``maintenance.flush_spool`` beat task runs it where the spool is on a
-    volume the workers share.
-    """
-    publisher = publisher or get_publisher(settings)
-    spool = Spool(settings.spool_dir)
+def publisher_send(publisher: Publisher) -> Send:
+    """``publisher`` as the ``send(task, queue, args)`` the spool and ``drain`` take."""
 
     def send(task: str, queue: str, args: list[Any]) -> str:
         return publisher.send(task, args=list(args), queue=queue)
 
-    flushed = spool.flush(send, limit=limit)
-    if not spool.sent_entries():
-        return DrainResult(flushed, ReconcileResult())
-    client = redis_client(
-        settings.broker_url.get_secret_value(), timeout=settings.publish_timeout_seconds
-    )
-    try:
-        reconciled = spool.reconcile_sent(
-            settled=lambda ids: settlement.settled_revisions(client, ids),
-            in_flight=lambda ids: settlement.in_flight(client, ids),
-            send=send,
-            now=time.time() if now is None else now,
-            redeliver_after=settings.outbox_redeliver_seconds,
-        )
-    except redis.RedisError as error:
-        reconciled = ReconcileResult(broker_error=f"{type(error).__name__}: {error}")
-    finally:
-        client.close()
-    return DrainResult(flushed, reconciled)
+    return send
 
 
 class _SpoolDrainer:
@@ -116,7 +72,7 @@ class _SpoolDrainer:
                     settings, publisher = self._settings, self._publisher
                 assert settings is not None
                 assert publisher is not None
-                result = drain(settings, publisher=publisher)
+                result = drain(settings, send=publisher_send(publisher))
                 if result.flushed.sent or result.reconciled.redelivered:
                     logger.info(
                         "spool drained",

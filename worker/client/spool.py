@@ -1,8 +1,7 @@
 """The local spool: where a finalized call waits when the broker cannot take it.
 
-A spooled message is a file written the way databases write their logs: to a temporary name,
-``fsync``-ed, renamed into place atomically and the directory ``fsync``-ed, so after a crash a
-file is either whole or absent. ``flush`` re-publishes the files in age order and deletes each
+A spooled message is a file written durably (``worker.durable``): after a crash it is either
+whole or absent. ``flush`` re-publishes the files in age order and deletes each
 only after the broker accepted it; two flushers at once (the recorder and ``callstore spool
 flush``) skip each other's files through an advisory ``flock``. A file that cannot be read back
 is moved to ``corrupt/`` where an operator sees it; it is never deleted.
@@ -25,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.client.encoding import encode_json
+from worker.durable import fsync_dir, write_atomically
 from worker.errors import BrokerUnavailable
 
 SUFFIX = ".json"
@@ -53,14 +53,6 @@ class FlushResult:
     remaining: int = 0
     broker_error: str | None = None
     task_ids: list[str] = field(default_factory=list)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,17 +108,7 @@ class Spool:
         data = encode_json(record)
         name = f"{time.time_ns():020d}-{key}-{uuid.uuid4().hex[:8]}{SUFFIX}"
         final = self.directory / name
-        temporary = self.directory / f".{name}.tmp"
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        temporary.replace(final)
-        _fsync_dir(self.directory)
+        write_atomically(final, data, mode=0o600)
         return final
 
     def record_sent(
@@ -141,11 +123,8 @@ class Spool:
         directory = self.directory / SENT_DIR
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         record = {"task": task_name, "queue": queue, "args": args}
-        name = f"{time.time_ns():020d}-{key}-r{revision}-a0{SUFFIX}"
-        temporary = directory / f".{name}.tmp"
-        temporary.write_bytes(encode_json(record))
-        final = directory / name
-        temporary.replace(final)
+        final = directory / f"{time.time_ns():020d}-{key}-r{revision}-a0{SUFFIX}"
+        write_atomically(final, encode_json(record), fsync=False)
         return final
 
     def sent_entries(self) -> list[SentEntry]:
@@ -267,7 +246,7 @@ class Spool:
             corrupt_dir = path.parent / CORRUPT_DIR
         corrupt_dir.mkdir(exist_ok=True, mode=0o700)
         path.replace(corrupt_dir / path.name)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
     def flush(self, send: Send, *, limit: int | None = None) -> FlushResult:
         """Publish spooled messages oldest first; stop at the first broker failure."""
@@ -301,5 +280,5 @@ class Spool:
                 path.unlink()
                 result.sent += 1
         if result.sent:
-            _fsync_dir(self.directory)
+            fsync_dir(self.directory)
         return result

@@ -13,8 +13,9 @@ from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
-from worker.jobs import exclusive_job
-from worker.maintenance import archive, partitions, retention
+from worker.jobs import Skipped
+from worker.maintenance import archive, partitions
+from worker.maintenance.rotation import run_rotation
 from worker.settings import get_settings
 
 app = typer.Typer(help="Inspect and make the monthly partitions of the timeline tables.")
@@ -113,17 +114,9 @@ def ensure(now: NowOption = None) -> None:
     stored data needs) for every partitioned table; idempotent."""
     settings = get_settings()
     at = parse_now(now)
-    with exclusive_job(settings, partitions.ROTATION_JOB) as job:
-        if job is None:
-            fail("another rotation holds the lock; nothing done")
-        with maintenance_connection(settings) as conn:
-            result = partitions.rotate_partitions(
-                conn,
-                today=at.date(),
-                months_ahead=settings.partition_premake_months,
-                oldest=retention.first_kept_month(at, settings.retention_days),
-            )
-        job.details.update(result.as_dict())
+    result = run_rotation(settings, now=at)
+    if isinstance(result, Skipped):
+        fail("another rotation holds the lock; nothing done")
     for name in result.created:
         console.print(f"created {name}", highlight=False)
     horizon = _month(result.horizon) if result.horizon else "none"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from worker.client.delivery import drain
+from worker.client.delivery import publisher_send
+from worker.client.drain import drain
+from worker.client.publisher import get_publisher
 from worker.client.spool import Spool
 from worker.commands.common import console, fail
 from worker.settings import get_settings
@@ -31,7 +33,7 @@ def flush() -> None:
     """Re-enqueue every spooled call (oldest first) and reconcile the outbox of published calls;
     exits 1 if the broker is still down."""
     settings = get_settings()
-    drained = drain(settings)
+    drained = drain(settings, send=publisher_send(get_publisher(settings)))
     result, outbox = drained.flushed, drained.reconciled
     console.print(
         f"re-enqueued {result.sent}, left {result.remaining}, locked by another flusher "

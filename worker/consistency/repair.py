@@ -15,14 +15,13 @@ from uuid import UUID
 
 import psycopg
 
-from worker.azure.batch import JOB as MIGRATION_JOB
 from worker.azure.by_call import read_calls, remigrate
 from worker.azure.client import storage_from_settings
 from worker.calls.summary import UPDATE_SQL
 from worker.client.spool import Spool
 from worker.consistency.types import Discrepancy
 from worker.db import translate_database_errors
-from worker.jobs import lock_key
+from worker.jobs import JobName, lock_key
 from worker.maintenance.partitions import ensure_partitions
 from worker.settings import Settings
 
@@ -153,7 +152,7 @@ def apply(
 def _remigrate(settings: Settings, conn: psycopg.Connection[Any], sids: Sequence[str]) -> str:
     """Migrate the calls of ``sids`` again, holding the migration's lock so no batch writes
     them at the same time."""
-    key = lock_key(MIGRATION_JOB)
+    key = lock_key(JobName.MIGRATION)
     locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
     conn.commit()
     if not locked or not locked[0]:

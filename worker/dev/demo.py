@@ -22,6 +22,7 @@ import psycopg
 from psycopg import sql
 
 from worker.client.delivery import wait_for_announcements
+from worker.client.queues import QUEUES
 from worker.client.recorder import CallRecorder
 from worker.client.spool import Spool
 from worker.dev import processes, stack
@@ -129,28 +130,18 @@ def start_system(options: DemoOptions, *, log: Callable[[str], None]) -> Running
     )
     logs = data_dir / "logs"
     log("starting a worker, beat, Flower and the metrics endpoint")
-    worker = processes.start(
+    worker = processes.start_worker(
         "worker",
-        ["celery", "-A", "worker.celery_app", "worker", "--queues", "calls,maintenance,migration",
-         "--concurrency", str(options.worker_concurrency), "--hostname", "demo@%h",
-         "--loglevel", "INFO"],
         env=env,
         log_dir=logs,
-    )  # fmt: skip
-    beat = processes.start(
-        "beat",
-        ["celery", "-A", "worker.celery_app", "beat", "--schedule",
-         str(data_dir / "celerybeat-schedule"), "--loglevel", "INFO"],
-        env=env,
-        log_dir=logs,
-    )  # fmt: skip
-    flower = processes.start(
-        "flower",
-        ["celery", "-A", "worker.celery_app", "flower", f"--port={options.flower_port}",
-         "--address=127.0.0.1"],
-        env=env,
-        log_dir=logs,
-    )  # fmt: skip
+        queues=QUEUES,
+        concurrency=options.worker_concurrency,
+        ready_timeout=None,
+    )
+    beat = processes.start_beat(
+        "beat", env=env, log_dir=logs, schedule=data_dir / "celerybeat-schedule"
+    )
+    flower = processes.start_flower("flower", env=env, log_dir=logs, port=options.flower_port)
     metrics = processes.start(
         "metrics",
         ["callstore", "metrics", "serve", "--port", str(options.metrics_port)],
@@ -159,7 +150,7 @@ def start_system(options: DemoOptions, *, log: Callable[[str], None]) -> Running
     )
     system = RunningSystem(settings, env, worker, beat, flower, metrics, credentials)
     try:
-        processes.wait_for_log(worker, " ready.", timeout=120)
+        processes.wait_ready(worker)
     except RuntimeError:
         system.stop()
         raise

@@ -296,7 +296,7 @@ def migrate_database(database_url: str, *, premake_months: int) -> None:
     ``premake_months`` ahead (idempotent, as ``callstore partitions ensure`` after the compose
     ``migrate`` service's upgrade): revisions make no partition, so that what they do never
     depends on the day they run."""
-    from worker.maintenance.partitions import rotate_partitions
+    from worker.maintenance.rotation import rotate_partitions
     from worker.migrations import upgrade
 
     upgrade(_sqlalchemy(database_url))

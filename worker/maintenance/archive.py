@@ -17,7 +17,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from psycopg import sql
 from psycopg.rows import class_row
 
 from models.enums import ArchiveStatus
+from worker.durable import atomic_writer, write_atomically
 from worker.errors import ExportMismatch
 from worker.maintenance.partitions import ARCHIVE_SCHEMA, Partition, month_bounds
 
@@ -215,32 +215,21 @@ def _copy_out(conn: psycopg.Connection[Any], name: str, columns: list[str]) -> I
             yield bytes(chunk)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def export(
-    conn: psycopg.Connection[Any], record: ArchiveRecord, *, export_dir: Path, now: datetime
+    conn: psycopg.Connection[Any], record: ArchiveRecord, *, path: Path, now: datetime
 ) -> Path:
-    """Write ``archive.<archive_name>`` to a gzip file with its manifest; record count and digest.
+    """Write ``archive.<archive_name>`` to the gzip file ``path`` (``export_path``) with its
+    manifest; record count and digest.
 
-    The file is written under a temporary name, fsynced and renamed, so a killed export leaves
-    no file that looks complete; the record is updated only once the file is in place.
+    The file is written durably (``worker.durable``), its manifest in place before it, so a
+    killed export leaves no file that looks complete; the record is updated only once the file
+    is in place.
     """
     assert record.archive_name is not None
-    assert record.archived_at is not None
-    path = export_path(
-        export_dir, record.parent_table, record.partition_name, archived_at=record.archived_at
-    )
     path.parent.mkdir(parents=True, exist_ok=True)
     columns = _columns(conn, record.archive_name)
-    temporary = path.with_name(f".{path.name}.tmp")
     digest = RowDigest()
-    with temporary.open("wb") as raw:
+    with atomic_writer(path) as raw:
         with gzip.GzipFile(
             filename=path.name.removesuffix(".gz"),
             mode="wb",
@@ -250,9 +239,26 @@ def export(
             for chunk in _copy_out(conn, record.archive_name, columns):
                 digest.feed(chunk)
                 compressed.write(chunk)
-        raw.flush()
-        os.fsync(raw.fileno())
-    rows, checksum = digest.result()
+        rows, checksum = digest.result()
+        _write_manifest(path, record, columns, rows, checksum)
+    conn.execute(
+        """
+        UPDATE archived_partitions
+           SET row_count = %s, checksum = %s, export_path = %s, exported_at = %s,
+               last_error = NULL
+         WHERE id = %s
+        """,
+        (rows, checksum, str(path), now, record.id),
+    )
+    return path
+
+
+def _write_manifest(
+    path: Path, record: ArchiveRecord, columns: list[str], rows: int, checksum: str
+) -> None:
+    """The export's manifest, in place before the export itself is."""
+    assert record.archive_name is not None
+    assert record.archived_at is not None
     lower, upper = month_bounds(record.month)
     manifest = {
         "format": "PostgreSQL COPY text, gzip",
@@ -269,19 +275,7 @@ def export(
         f'"COPY {record.parent_table} ({", ".join(columns)}) FROM STDIN"',
     }
     manifest_path = path.with_name(path.name.removesuffix(".copy.gz") + ".json")
-    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
-    temporary.replace(path)
-    _fsync_dir(path.parent)
-    conn.execute(
-        """
-        UPDATE archived_partitions
-           SET row_count = %s, checksum = %s, export_path = %s, exported_at = %s,
-               last_error = NULL
-         WHERE id = %s
-        """,
-        (rows, checksum, str(path), now, record.id),
-    )
-    return path
+    write_atomically(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
 
 
 def _file_chunks(path: Path) -> Iterator[bytes]:

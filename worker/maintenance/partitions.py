@@ -1,9 +1,9 @@
 """Monthly partitions of the four timeline tables, made ahead of the data.
 
 One plain function makes them (``ensure_partitions``) and every caller uses it: the rotation
-that follows ``alembic upgrade`` (``worker.dev.stack.migrate_database``, ``callstore partitions
-ensure``), the beat rotation task and the finalize path when a payload carries a month that has
-no partition yet. Each partition is created as a plain table and then attached, since
+(``worker.maintenance.rotation``) that follows ``alembic upgrade`` (``worker.dev.stack.migrate_database``,
+``callstore partitions ensure``) and that beat runs, and the finalize path when a payload carries
+a month that has no partition yet. Each partition is created as a plain table and then attached, since
 ``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE lock on the parent while
 ``CREATE TABLE ... PARTITION OF`` takes ACCESS EXCLUSIVE and would stall concurrent finalizes.
 
@@ -29,9 +29,6 @@ from models.base import PARTITIONED_TABLES
 
 #: Where retention keeps detached partitions until their grace period ends (revision 0002).
 ARCHIVE_SCHEMA = "archive"
-
-#: The ``exclusive_job`` name shared by the beat task and ``callstore partitions ensure``.
-ROTATION_JOB = "rotate_partitions"
 
 #: Serializes partition DDL across processes; taken per transaction, released at commit.
 PARTITION_DDL_LOCK_KEY = 0x63616C6C_70617274  # "callpart"
@@ -203,87 +200,6 @@ def _create_partition(conn: psycopg.Connection[Any], table: str, month: date) ->
     )
 
 
-# -- rotation --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RotationResult:
-    """What a rotation did, and whether the horizon now reaches ``target``."""
-
-    today: date
-    target: date
-    created: list[str]
-    horizon: date | None
-
-    @property
-    def ok(self) -> bool:
-        return self.horizon is not None and self.horizon >= self.target
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "today": self.today.isoformat(),
-            "target": self.target.isoformat(),
-            "horizon": self.horizon.isoformat() if self.horizon else None,
-            "created": len(self.created),
-            "ok": self.ok,
-        }
-
-
-_CALL_MONTHS = """
-WITH RECURSIVE m(month) AS (
-    SELECT date_trunc('month', min(started_at) AT TIME ZONE 'UTC')
-      FROM calls WHERE started_at >= %(since)s
-    UNION ALL
-    SELECT (SELECT date_trunc('month', min(c.started_at) AT TIME ZONE 'UTC')
-              FROM calls c
-             WHERE c.started_at >= (m.month + interval '1 month') AT TIME ZONE 'UTC')
-      FROM m WHERE m.month IS NOT NULL
-)
-SELECT month::date FROM m WHERE month IS NOT NULL
-"""
-
-
-def months_with_calls(conn: psycopg.Connection[Any], *, since: date | None = None) -> set[date]:
-    """The months in which stored calls started (from ``since`` on).
-
-    A loose index scan on ``ix_calls_started_at``: one index probe per month, however many
-    calls there are.
-    """
-    lower = month_bounds(since)[0] if since else datetime(1, 1, 1, tzinfo=UTC)
-    return {row[0] for row in conn.execute(_CALL_MONTHS, {"since": lower})}
-
-
-def rotate_partitions(
-    conn: psycopg.Connection[Any],
-    *,
-    today: date,
-    months_ahead: int,
-    oldest: date | None = None,
-) -> RotationResult:
-    """Make every month the tables need; return what was created and the horizon.
-
-    Needed are the month of ``today`` and ``months_ahead`` months after it, every month that
-    any of the four tables has (so all four stay aligned) and every month in which a stored
-    call started — never a month before ``oldest`` (the first month retention keeps), which
-    retention would only take out again. Each month is made in its own short transaction when
-    ``conn`` is in autocommit mode, so the DDL lock is held for milliseconds at a time.
-    """
-    current = month_start(today)
-    target = add_months(current, months_ahead)
-    have = existing_months(conn)
-    wanted = set(month_range(current, target)).union(*have.values())
-    wanted |= months_with_calls(conn, since=oldest)
-    if oldest is not None:
-        wanted = {month for month in wanted if month >= month_start(oldest)}
-    created: list[str] = []
-    for month in sorted(wanted):
-        if all(month in months for months in have.values()):
-            continue
-        with conn.transaction():
-            created.extend(ensure_partitions(conn, months=[month]))
-    return RotationResult(today, target, created, horizon(conn, today=today))
-
-
 # -- status ----------------------------------------------------------------------------------
 
 
@@ -396,16 +312,24 @@ def table_exists(conn: psycopg.Connection[Any], name: str, *, schema: str) -> bo
     return bool(row and row[0])
 
 
-def free_archive_name(
-    conn: psycopg.Connection[Any], name: str, *, taken: Collection[str] = ()
-) -> str:
-    """``name``, or ``name_2``, ``name_3``, ... if the archive (or ``taken``) has that name."""
-    archive_name = name
+def archive_names(conn: psycopg.Connection[Any]) -> frozenset[str]:
+    """Every name taken in the archive schema (tables, their indexes, anything)."""
+    rows = conn.execute(
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace"
+        " WHERE ns.nspname = %s",
+        (ARCHIVE_SCHEMA,),
+    ).fetchall()
+    return frozenset(row[0] for row in rows)
+
+
+def free_name(name: str, taken: Collection[str]) -> str:
+    """``name``, or ``name_2``, ``name_3``, ... if ``taken`` has that name."""
+    candidate = name
     suffix = 1
-    while archive_name in taken or table_exists(conn, archive_name, schema=ARCHIVE_SCHEMA):
+    while candidate in taken:
         suffix += 1
-        archive_name = f"{name}_{suffix}"
-    return archive_name
+        candidate = f"{name}_{suffix}"
+    return candidate
 
 
 def move_to_archive(conn: psycopg.Connection[Any], name: str) -> str:
@@ -415,7 +339,7 @@ def move_to_archive(conn: psycopg.Connection[Any], name: str) -> str:
     the name gets a suffix when the archive already has one, and its indexes are renamed
     with it (index names are unique per schema). Runs in the caller's transaction.
     """
-    archive_name = free_archive_name(conn, name)
+    archive_name = free_name(name, archive_names(conn))
     if archive_name != name:
         indexes = conn.execute(
             "SELECT ci.relname FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid"

@@ -1,12 +1,9 @@
 """Retention: expired calls leave in short batches, expired months by detaching partitions.
 
-With ``CALLSTORE_RETENTION_DAYS = N`` (0 keeps everything) a call is expired when it started
-before ``now - N days`` (the *cutoff*), whatever its source. A month's partitions are expired
-when the whole month ends at least ``MAX_CLOCK_SKEW`` (1 h) before the cutoff: a payload's
-entries may be stamped up to that long before its call started, so a call that is kept can
-never have a row in an expired month.
-
-A run does, in this order (``docs/maintenance.md``):
+What expires, and what a run does about each table, is decided by ``retention_rules.decide``
+from a snapshot of the catalog and ``archived_partitions``; the dry run (``plan_retention``)
+shows those decisions and a run (``enforce_retention``) acts on them. A run does, in this order
+(``docs/maintenance.md``):
 
 1. completes any detach an earlier run left pending (``DETACH ... FINALIZE``);
 2. deletes expired calls in batches, one short transaction each: the rows of the batch's calls
@@ -18,17 +15,16 @@ A run does, in this order (``docs/maintenance.md``):
 4. exports archived partitions when ``CALLSTORE_RETENTION_EXPORT_DIR`` is set;
 5. drops archived partitions whose grace period is over, after verifying their export.
 
-Each step is idempotent and decided from the catalog and ``archived_partitions``, so a run
-killed anywhere is finished by the next one.
+Each step after the first depends on what the one before left, so the run takes a new snapshot
+and decides again before it. Each step is idempotent, so a run killed anywhere is finished by
+the next one.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
-from pathlib import Path
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
@@ -36,87 +32,74 @@ from psycopg import sql
 
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
-from models.payload import MAX_CLOCK_SKEW
-from worker.db import translate_database_errors
-from worker.errors import ConcurrencyConflict, ExportMismatch
+from worker.db import maintenance_connection, translate_database_errors
+from worker.errors import ConcurrencyConflict, ExportMismatch, MaintenanceIncomplete
+from worker.jobs import JobName, Progress, Skipped, exclusive_job
 from worker.log import get_logger
 from worker.maintenance import archive
 from worker.maintenance.partitions import (
     ARCHIVE_SCHEMA,
     Partition,
+    archive_names,
     detach_concurrently,
     detached_tables,
     drop_archived,
     estimated_rows,
     finalize_detach,
-    free_archive_name,
     list_partitions,
-    month_bounds,
-    month_start,
     move_to_archive,
+)
+from worker.maintenance.retention_rules import (
+    Cutoff,
+    Decisions,
+    DropStep,
+    ExportStep,
+    RetentionPolicy,
+    Snapshot,
+    calls_hold_back,
+    cutoff,
+    decide,
+    drop_due_before,
 )
 from worker.settings import Settings
 
 log = get_logger("callstore.retention")
 
-#: The ``exclusive_job`` name shared by the beat task and ``callstore retention run``.
-JOB = "enforce_retention"
-
 #: A batch waits at most this long for a row lock (a finalize rewriting an expired call);
 #: waiting stalls only retention, never the ingest path.
 BATCH_LOCK_TIMEOUT = "30s"
 
-#: ``progress(phase=..., **counts)``: how long runs report where they are (Flower, CLI).
-Progress = Callable[..., None]
+
+# -- the state decisions are made from -------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class RetentionPolicy:
-    retention_days: int
-    grace_days: int = 7
-    export_dir: Path | None = None
-    batch_size: int = 500
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> RetentionPolicy:
-        return cls(
-            retention_days=settings.retention_days,
-            grace_days=settings.retention_grace_days,
-            export_dir=settings.retention_export_dir,
-            batch_size=settings.retention_batch_size,
-        )
+def oldest_call(conn: psycopg.Connection[Any], *, since: datetime | None = None) -> datetime | None:
+    """When the oldest call (started at or after ``since``) started; None if there is none."""
+    if since is None:
+        row = conn.execute("SELECT min(started_at) FROM calls").fetchone()
+    else:
+        row = conn.execute(
+            "SELECT min(started_at) FROM calls WHERE started_at >= %s", (since,)
+        ).fetchone()
+    return row[0] if row else None
 
 
-@dataclass(frozen=True, slots=True)
-class Cutoff:
-    """Calls that started before ``calls_before`` are expired; so are months before
-    ``keep_from`` (the first month whose partitions are kept)."""
-
-    calls_before: datetime
-    keep_from: date
-
-    @property
-    def keep_from_at(self) -> datetime:
-        return month_bounds(self.keep_from)[0]
-
-
-def cutoff(now: datetime, retention_days: int) -> Cutoff | None:
-    """The cutoff at ``now``, or None when retention is off (``retention_days == 0``)."""
-    if retention_days <= 0:
-        return None
-    calls_before = now - timedelta(days=retention_days)
-    return Cutoff(calls_before, month_start(calls_before - MAX_CLOCK_SKEW))
-
-
-def first_kept_month(now: datetime, retention_days: int) -> date | None:
-    """The oldest month rotation should keep partitions for (None: every month)."""
-    found = cutoff(now, retention_days)
-    return found.keep_from if found else None
-
-
-def may_own_rows_before(month: date) -> datetime:
-    """Calls that started before this instant may have rows in ``month`` or earlier."""
-    return month_bounds(month)[1] + MAX_CLOCK_SKEW
+def snapshot(
+    conn: psycopg.Connection[Any], *, now: datetime, policy: RetentionPolicy, after_deletes: bool
+) -> Snapshot:
+    """The state a run decides from. Before the run's deletes (``after_deletes=False``, as for
+    the dry run) the calls it leaves are those not expired; after them, every call left."""
+    cut = cutoff(now, policy.retention_days)
+    since = None if after_deletes or cut is None else cut.calls_before
+    return Snapshot(
+        now=now,
+        policy=policy,
+        attached=list_partitions(conn),
+        detached=detached_tables(conn),
+        records=archive.records(conn, statuses=[ArchiveStatus.DETACHING, ArchiveStatus.ARCHIVED]),
+        archive_names=archive_names(conn),
+        oldest_call=oldest_call(conn, since=since),
+    )
 
 
 # -- what a run would do ---------------------------------------------------------------------
@@ -150,7 +133,7 @@ class RetentionPlan:
 
     @property
     def drop_archived_before(self) -> datetime:
-        return self.now - timedelta(days=self.policy.grace_days)
+        return drop_due_before(self.now, self.policy)
 
 
 def plan_retention(
@@ -162,58 +145,26 @@ def plan_retention(
     plan = RetentionPlan(now=now, policy=policy, cutoff=cut)
     if cut is None:
         return plan
-    attached = list_partitions(conn)
-    plan.finalize = [p.name for p in attached if p.detach_pending]
-    detaching = {
-        r.partition_name for r in archive.records(conn, statuses=[ArchiveStatus.DETACHING])
-    }
-    # Interrupted detaches (pending, or detached and not yet moved) are resumed when retention
-    # started them and their month is expired; anything else is reported and left alone.
-    resumable = [p for p in attached if p.detach_pending] + detached_tables(conn)
-    to_archive = [
-        p for p in attached if not p.detach_pending and p.month and p.month < cut.keep_from
-    ]
-    for partition in resumable:
-        if partition.name not in detaching:
-            plan.left_alone.append(f"{partition.name}: detached, but not by retention")
-        elif partition.month is None or partition.month >= cut.keep_from:
-            plan.left_alone.append(f"{partition.name}: detached, but its month is not expired")
-        else:
-            to_archive.append(partition)
+    decided = decide(snapshot(conn, now=now, policy=policy, after_deletes=False))
+    plan.finalize = [p.name for p in decided.finalize]
     schema = _current_schema(conn)
-    taken: set[str] = set()
-    for partition in sorted(to_archive, key=lambda p: (p.month or date.min, p.table)):
-        assert partition.month is not None
-        archive_name = free_archive_name(conn, partition.name, taken=taken)
-        taken.add(archive_name)
-        rows = estimated_rows(conn, partition.name, schema=schema)
-        plan.archive.append(
-            PlannedPartition(partition.table, partition.name, partition.month, rows)
+    plan.archive = [
+        PlannedPartition(
+            step.partition.table,
+            step.partition.name,
+            step.month,
+            estimated_rows(conn, step.partition.name, schema=schema),
         )
-        if policy.export_dir is not None:
-            path = archive.export_path(
-                policy.export_dir, partition.table, partition.name, archived_at=now
-            )
-            plan.export.append(str(path))
-        if policy.grace_days == 0:
-            plan.drop.append(f"{ARCHIVE_SCHEMA}.{archive_name}")
+        for step in decided.archive
+    ]
+    plan.export = [str(step.path) for step in decided.export]
+    plan.drop = [step.name for step in decided.drop]
+    plan.left_alone = list(decided.left_alone)
     rows_by_source = conn.execute(
         "SELECT source, count(*) FROM calls WHERE started_at < %s GROUP BY source ORDER BY source",
         (cut.calls_before,),
     ).fetchall()
     plan.calls_by_source = {source: int(count) for source, count in rows_by_source}
-    for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
-        assert record.archived_at is not None
-        if policy.export_dir is not None and record.export_path is None:
-            path = archive.export_path(
-                policy.export_dir,
-                record.parent_table,
-                record.partition_name,
-                archived_at=record.archived_at,
-            )
-            plan.export.append(str(path))
-        if record.archived_at <= plan.drop_archived_before:
-            plan.drop.append(f"{ARCHIVE_SCHEMA}.{record.archive_name}")
     return plan
 
 
@@ -263,6 +214,10 @@ class RetentionReport:
             "complete": self.complete,
         }
 
+    def incomplete(self) -> MaintenanceIncomplete | None:
+        """The steps that failed, as the error a run that had them ends with."""
+        return MaintenanceIncomplete("; ".join(self.errors)) if self.errors else None
+
 
 class _Budget:
     def __init__(self, seconds: float | None) -> None:
@@ -308,6 +263,42 @@ def delete_call_batch(
     return calls, rows
 
 
+def preview_retention(settings: Settings, *, now: datetime) -> RetentionPlan:
+    """What the ``enforce_retention`` job would do at ``now``; without its lock, as it changes
+    nothing."""
+    with maintenance_connection(settings) as conn:
+        return plan_retention(conn, now=now, policy=RetentionPolicy.from_settings(settings))
+
+
+def run_retention(
+    settings: Settings,
+    *,
+    now: datetime,
+    progress: Progress | None = None,
+    budget_seconds: float | None = None,
+) -> RetentionReport | Skipped:
+    """The ``enforce_retention`` job at ``now``: under its lock, on a connection of its own.
+
+    A run whose report has errors is recorded as failed (the next run retries those steps);
+    the report is returned all the same.
+    """
+    with exclusive_job(settings, JobName.ENFORCE_RETENTION) as job:
+        if job is None:
+            return Skipped(JobName.ENFORCE_RETENTION)
+        with maintenance_connection(settings) as conn:
+            report = enforce_retention(
+                conn,
+                now=now,
+                policy=RetentionPolicy.from_settings(settings),
+                progress=progress,
+                budget_seconds=budget_seconds,
+            )
+        job.details.update(report.as_dict())
+        if (incomplete := report.incomplete()) is not None:
+            job.fail(incomplete)
+    return report
+
+
 def enforce_retention(
     conn: psycopg.Connection[Any],
     *,
@@ -330,12 +321,15 @@ def enforce_retention(
         return report
     budget = _Budget(budget_seconds)
     notify = progress or _ignore
-    _finish_pending_detaches(conn, report)
+
+    def decided(*, after_deletes: bool = True) -> Decisions:
+        return decide(snapshot(conn, now=now, policy=policy, after_deletes=after_deletes))
+
+    _finish_pending_detaches(conn, decided(after_deletes=False).finalize, report)
     _delete_expired_calls(conn, cut, policy, report, notify, budget)
-    _archive_expired(conn, cut, now, report, notify, budget)
-    if policy.export_dir is not None:
-        _export_archived(conn, policy.export_dir, now, report)
-    _drop_due(conn, now, policy, report, notify)
+    _archive_expired(conn, decided(), now, report, notify, budget)
+    _export_archived(conn, decided().export, now, report)
+    _drop_due(conn, decided().drop, now, report, notify)
     log.info("retention run", action="retention", **report.as_dict())
     return report
 
@@ -344,10 +338,10 @@ def _ignore(**_: Any) -> None:
     return None
 
 
-def _finish_pending_detaches(conn: psycopg.Connection[Any], report: RetentionReport) -> None:
-    for partition in list_partitions(conn):
-        if not partition.detach_pending:
-            continue
+def _finish_pending_detaches(
+    conn: psycopg.Connection[Any], pending: tuple[Partition, ...], report: RetentionReport
+) -> None:
+    for partition in pending:
         try:
             with translate_database_errors():
                 finalize_detach(conn, partition)
@@ -381,45 +375,28 @@ def _delete_expired_calls(
         notify(phase="delete", calls_deleted=report.calls_deleted, batches=report.batches)
 
 
-def _calls_remain_before(conn: psycopg.Connection[Any], instant: datetime) -> bool:
-    row = conn.execute(
-        "SELECT EXISTS (SELECT 1 FROM calls WHERE started_at < %s)", (instant,)
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def _archive_expired(
     conn: psycopg.Connection[Any],
-    cut: Cutoff,
+    decided: Decisions,
     now: datetime,
     report: RetentionReport,
     notify: Progress,
     budget: _Budget,
 ) -> None:
-    detaching = {
-        r.partition_name for r in archive.records(conn, statuses=[ArchiveStatus.DETACHING])
-    }
-    for table in detached_tables(conn):
-        if table.name not in detaching:
-            report.kept_back.append(f"{table.name}: detached, but not by retention")
-        elif table.month is None or table.month >= cut.keep_from:
-            report.kept_back.append(f"{table.name}: detached, but its month is not expired")
-        else:
-            _move(conn, table, now, report)
-    expired = [
-        p
-        for p in list_partitions(conn)
-        if p.month is not None and p.month < cut.keep_from and not p.detach_pending
-    ]
-    for partition in sorted(expired, key=lambda p: (p.month or date.min, p.table)):
-        assert partition.month is not None
+    report.kept_back.extend(decided.left_alone)
+    for step in decided.archive:
+        partition = step.partition
+        if step.after_finalize:  # its finalize failed just now (reported): the next run
+            continue
+        if step.resumed:
+            _move(conn, partition, now, report)
+            continue
         if budget.spent:
             report.complete = False
             return
-        if _calls_remain_before(conn, may_own_rows_before(partition.month)):
-            report.kept_back.append(
-                f"{partition.name}: calls that may own rows in it remain (the next run)"
-            )
+        # Asked again right before the detach: a late call for an old month may have come in.
+        if (note := calls_hold_back(partition, oldest_call(conn))) is not None:
+            report.kept_back.append(note)
             continue
         with conn.transaction():
             archive.record_detach(conn, partition, now=now)
@@ -459,13 +436,17 @@ def _move(
 
 
 def _export_archived(
-    conn: psycopg.Connection[Any], export_dir: Path, now: datetime, report: RetentionReport
+    conn: psycopg.Connection[Any],
+    steps: tuple[ExportStep, ...],
+    now: datetime,
+    report: RetentionReport,
 ) -> None:
-    for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
-        if record.export_path is not None:
+    for step in steps:
+        record = step.record
+        if record is None:  # not archived by this run after all: the next run
             continue
         try:
-            path = archive.export(conn, record, export_dir=export_dir, now=now)
+            path = archive.export(conn, record, path=step.path, now=now)
         except OSError as error:
             archive.note_error(conn, record.id, f"export failed: {error}")
             report.errors.append(f"export of {record.archive_name}: {error}")
@@ -478,19 +459,16 @@ def _export_archived(
 
 def _drop_due(
     conn: psycopg.Connection[Any],
+    steps: tuple[DropStep, ...],
     now: datetime,
-    policy: RetentionPolicy,
     report: RetentionReport,
     notify: Progress,
 ) -> None:
-    due_before = now - timedelta(days=policy.grace_days)
-    for record in archive.records(conn, statuses=[ArchiveStatus.ARCHIVED]):
-        assert record.archive_name is not None
-        assert record.archived_at is not None
-        if record.archived_at > due_before:
+    for step in steps:
+        record, name = step.record, step.name
+        if record is None:  # not archived by this run after all: the next run
             continue
-        name = f"{ARCHIVE_SCHEMA}.{record.archive_name}"
-        if policy.export_dir is not None and record.export_path is None:
+        if step.after_export:  # its export failed just now (reported)
             report.kept_back.append(f"{name}: not exported yet, so not dropped")
             continue
         if record.export_path is not None:

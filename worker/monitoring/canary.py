@@ -17,8 +17,9 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
+from worker.jobs import JobName
+
 CANARY_TASK = "maintenance.canary"
-JOB = "canary"
 #: Message header carrying the canary's publish time (ISO 8601, UTC).
 SENT_AT_HEADER = "callstore_sent_at"
 
@@ -56,7 +57,7 @@ def record_roundtrip(conn: psycopg.Connection[Any], *, sent_at: datetime, now: d
     conn.execute(
         _RECORD,
         {
-            "job": JOB,
+            "job": JobName.CANARY,
             "sent_at": sent_at,
             "now": now,
             "ms": roundtrip * 1000,
@@ -68,7 +69,7 @@ def record_roundtrip(conn: psycopg.Connection[Any], *, sent_at: datetime, now: d
 
 def roundtrip_age_seconds(conn: psycopg.Connection[Any], *, now: datetime) -> float | None:
     """Seconds since the newest completed canary was sent; None if none ever completed."""
-    row = conn.execute(_LAST_SENT, (JOB,)).fetchone()
+    row = conn.execute(_LAST_SENT, (JobName.CANARY,)).fetchone()
     if row is None or row[0] is None:
         return None
     sent: datetime = row[0]
