@@ -11,6 +11,8 @@ All paths write the same simulated calls into the same freshly truncated tables:
   work at all: in COPY's default text format (the ceiling the targets are measured against),
   and in binary where the real path uses binary (a stricter ceiling, shown beside it);
 * **naive ORM** — a SQLModel object per row, ``session.add`` and a commit per call.
+
+``python -m bench.persist [--quick] [--json FILE]`` runs this section alone.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import psycopg
 from psycopg import sql
 from sqlmodel import Session, create_engine
 
-from bench.common import best_of, timed, truncate
+from bench.common import bench_stack, best_of, section_main, timed, truncate
 from models.payload import CallPayload
 from models.tables import (
     Call,
@@ -229,3 +231,25 @@ def run(url: str, sqlalchemy_url: str, *, quick: bool) -> dict[str, Any]:
         "batched_vs_copy_ratio": results["batched, 10 calls/txn"][1]
         / results["raw ceiling (one COPY, one txn)"][1],
     }
+
+
+def standalone(*, quick: bool) -> dict[str, Any]:
+    """This section alone, on a private PostgreSQL; prints the rates."""
+    with bench_stack(redis=False) as bench:
+        url = bench.database("bench")
+        results = run(url, "postgresql+psycopg://" + url.split("://", 1)[1], quick=quick)
+    print(f"{results['calls']} calls, {results['rows_per_call']:.0f} rows per call")
+    for name, path in results["paths"].items():
+        print(
+            f"  {name:<36} {path['calls_per_s']:8,.0f} calls/s {path['rows_per_s']:10,.0f} rows/s"
+        )
+    print(f"real path / raw COPY ceiling: {results['persist_vs_copy_ratio']:.2f}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return section_main("python -m bench.persist", __doc__, standalone, argv)
+
+
+if __name__ == "__main__":
+    main()
