@@ -42,11 +42,13 @@ from models.tables import (
     CallTransition,
     CallUserInterruption,
 )
+from worker.calls.child_tables import ROW_TABLES
 from worker.calls.persist import (
-    CHILD_COLUMNS,
     CallRows,
     build_rows,
     copy_children,
+    copy_sql,
+    insert_sql,
     persist_call,
     write_call,
 )
@@ -65,6 +67,7 @@ ORM_CLASSES: dict[str, Any] = {
     "call_transcripts": CallTranscript,
     "call_analysis": CallAnalysis,
 }
+_TABLES = {t.name: t for t in ROW_TABLES}
 
 
 def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
@@ -87,7 +90,7 @@ def row_count(rows: Sequence[CallRows]) -> int:
 
 
 def _values_writer(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
-    columns = CHILD_COLUMNS[table]
+    columns = _TABLES[table].column_names
     per_statement = max(1, 60_000 // len(columns))
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
@@ -103,13 +106,7 @@ def _values_writer(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any
 def _executemany_writer(
     cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]
 ) -> None:
-    columns = CHILD_COLUMNS[table]
-    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-    )
-    cursor.executemany(statement, rows)
+    cursor.executemany(insert_sql(_TABLES[table]), rows)
 
 
 def _per_call(url: str, payloads: list[CallPayload], writer: Any = None) -> float:
@@ -143,10 +140,7 @@ def _batched(url: str, payloads: list[CallPayload], batch: int) -> float:
 
 
 def _text_copy(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, CHILD_COLUMNS[table]))
-    )
-    with cursor.copy(statement) as copy:
+    with cursor.copy(copy_sql(_TABLES[table], binary=False)) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -165,7 +159,7 @@ def _ceiling(url: str, rows: list[CallRows], *, binary: bool) -> float:
                 with cursor.copy(copy_calls) as copy:
                     for call in rows:
                         copy.write_row(tuple(call.call.values()))
-                for table in CHILD_COLUMNS:
+                for table in _TABLES:
                     write(cursor, table, [r for call in rows for r in call.children[table]])
 
         _, seconds = timed(work)
@@ -181,7 +175,7 @@ def _orm(sqlalchemy_url: str, url: str, rows: list[CallRows]) -> float:
         for table, table_rows in call.children.items():
             cls = ORM_CLASSES[table]
             for row in table_rows:
-                values = dict(zip(CHILD_COLUMNS[table], row, strict=True))
+                values = dict(zip(_TABLES[table].column_names, row, strict=True))
                 for key, value in values.items():
                     if hasattr(value, "obj"):  # psycopg Jsonb wrapper → plain value for the ORM
                         values[key] = value.obj
