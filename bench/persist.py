@@ -9,8 +9,12 @@ All paths write the same simulated calls into the same freshly truncated tables:
 * **batched** — several calls per transaction (what a batching consumer could reach);
 * **raw ceiling** — one COPY per table of every call's rows in ONE transaction, no per-call
   work at all: in COPY's default text format (the ceiling the targets are measured against),
-  and in binary where the real path uses binary (a stricter ceiling, shown beside it);
+  and in binary where the real path uses binary (a stricter ceiling, shown beside it); the
+  transcripts of all calls are then built by one statement;
 * **naive ORM** — a SQLModel object per row, ``session.add`` and a commit per call.
+
+Every path builds the transcripts with the statement the live path runs
+(``worker.calls.transcripts``), so all write the same rows.
 
 ``python -m bench.persist [--quick] [--json FILE]`` runs this section alone.
 """
@@ -38,10 +42,10 @@ from models.tables import (
     CallRagChunk,
     CallRagRetrieval,
     CallToolExecution,
-    CallTranscript,
     CallTransition,
     CallUserInterruption,
 )
+from worker.calls import transcripts
 from worker.calls.child_tables import ROW_TABLES
 from worker.calls.persist import (
     CallRows,
@@ -64,7 +68,6 @@ ORM_CLASSES: dict[str, Any] = {
     "call_user_interruptions": CallUserInterruption,
     "call_tool_executions": CallToolExecution,
     "call_events": CallEvent,
-    "call_transcripts": CallTranscript,
     "call_analysis": CallAnalysis,
 }
 _TABLES = {t.name: t for t in ROW_TABLES}
@@ -86,7 +89,11 @@ def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
 
 
 def row_count(rows: Sequence[CallRows]) -> int:
-    return sum(1 + sum(len(r) for r in call.children.values()) for call in rows)
+    """Rows stored, the transcript included (one per call that has messages)."""
+    return sum(
+        1 + sum(len(r) for r in call.children.values()) + bool(call.children["call_messages"])
+        for call in rows
+    )
 
 
 def _values_writer(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
@@ -161,6 +168,9 @@ def _ceiling(url: str, rows: list[CallRows], *, binary: bool) -> float:
                         copy.write_row(tuple(call.call.values()))
                 for table in _TABLES:
                     write(cursor, table, [r for call in rows for r in call.children[table]])
+                cursor.execute(
+                    transcripts.REBUILD_SQL, {"call_ids": [call.call["call_id"] for call in rows]}
+                )
 
         _, seconds = timed(work)
     return seconds
@@ -186,6 +196,10 @@ def _orm(sqlalchemy_url: str, url: str, rows: list[CallRows]) -> float:
         with Session(engine) as session:
             for call in rows:
                 session.add_all(objects(call))
+                session.flush()
+                session.connection().exec_driver_sql(
+                    transcripts.REBUILD_SQL.decode(), {"call_ids": [call.call["call_id"]]}
+                )
                 session.commit()
 
     _, seconds = timed(work)

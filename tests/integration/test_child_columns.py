@@ -158,8 +158,6 @@ def test_every_column_holds_the_field_of_its_name(
     entries["call_analysis"] = [p.analysis]
 
     for table in ROW_TABLES:
-        if table.name == "call_transcripts":
-            continue  # made from the messages, not from fields of the same names
         rows = _stored(conn, table.name, table.column_names, cid)
         if table.name == "call_rag_retrievals":
             order = {rid: i for i, rid in enumerate(retrieval_ids)}

@@ -1,10 +1,10 @@
 """The child tables of a call, each declared once: its columns in order, with their types.
 
 Everything that needs a child table's columns builds them from here: the COPY, INSERT and
-DELETE statements of ``worker.calls.persist``, the benchmarks and the tests. Name and type
-travel together because binary COPY sends values by position with the types given: two
-``varchar`` columns listed in one order and typed in another would be accepted and store each
-other's values.
+DELETE statements of ``worker.calls.persist``, the transcript statement of
+``worker.calls.transcripts``, the benchmarks and the tests. Name and type travel together
+because binary COPY sends values by position with the types given: two ``varchar`` columns
+listed in one order and typed in another would be accepted and store each other's values.
 
 ``worker.calls.persist.build_rows`` must make its tuples in the order declared here; a test
 (``tests/integration/test_child_columns.py``) stores a call whose every field carries its own
@@ -105,11 +105,6 @@ ROW_TABLES: tuple[ChildTable, ...] = (
         ("event_type", "varchar"), ("event_data", "jsonb"),
     ),
     _table(
-        "call_transcripts",
-        ("call_id", "uuid"), ("transcript_text", "text"), ("transcript_data", "jsonb"),
-        ("message_count", "int4"),
-    ),
-    _table(
         "call_analysis",
         ("call_id", "uuid"), ("sentiment", "varchar"), ("sentiment_score", "numeric"),
         ("call_successful", "bool"), ("summary", "text"), ("topics", "text[]"),
@@ -117,8 +112,16 @@ ROW_TABLES: tuple[ChildTable, ...] = (
     ),
 )  # fmt: skip
 
+#: The searchable transcript: derived in PostgreSQL from the call's stored messages
+#: (``worker.calls.transcripts``), never built from a payload.
+TRANSCRIPTS = _table(
+    "call_transcripts",
+    ("call_id", "uuid"), ("transcript_text", "text"), ("transcript_data", "jsonb"),
+    ("message_count", "int4"),
+)  # fmt: skip
+
 #: Every child table of a call.
-CHILD_TABLES: tuple[ChildTable, ...] = ROW_TABLES
+CHILD_TABLES: tuple[ChildTable, ...] = (*ROW_TABLES, TRANSCRIPTS)
 
 #: ``calls`` and every table that holds rows of a call.
 CALL_TABLES: tuple[str, ...] = ("calls", *(t.name for t in CHILD_TABLES))

@@ -7,7 +7,8 @@ The order of work is what makes a redelivery harmless:
    older revision matches no row and the function returns without writing anything else;
 2. if an older revision was replaced, delete its children;
 3. write the children with COPY (the fastest path measured, see ``docs/benchmarks.md``), in
-   the column order ``worker.calls.child_tables`` declares.
+   the column order ``worker.calls.child_tables`` declares;
+4. (re)build the transcript from the messages just written (``worker.calls.transcripts``).
 
 Nothing here commits: the finalize service owns the transaction, so either all of the call is
 stored or none of it is.
@@ -16,7 +17,7 @@ stored or none of it is.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -27,7 +28,8 @@ from psycopg.types.json import Jsonb
 
 from models.enums import CallSource
 from models.payload import CallPayload
-from worker.calls.child_tables import ROW_TABLES, ChildTable
+from worker.calls import transcripts
+from worker.calls.child_tables import ROW_TABLES, TRANSCRIPTS, ChildTable
 from worker.calls.summary import compute_summary, stored_values
 
 CALL_COLUMNS: tuple[str, ...] = (
@@ -112,7 +114,6 @@ def build_rows(payload: CallPayload) -> CallRows:
         **compute_summary(payload, values),
     }
 
-    messages = sorted(payload.messages, key=lambda m: m.sequence)
     retrievals = []
     chunks = []
     for index, r in enumerate(payload.rag_retrievals):
@@ -134,7 +135,7 @@ def build_rows(payload: CallPayload) -> CallRows:
         "call_messages": [
             (cid, m.sequence, m.timestamp, m.role, m.content, m.node_id, m.turn_number,
              m.was_interrupted)
-            for m in messages
+            for m in payload.messages
         ],
         "call_transitions": [
             (cid, t.sequence, t.timestamp, t.from_node_id, t.to_node_id, t.reason, t.condition,
@@ -165,9 +166,6 @@ def build_rows(payload: CallPayload) -> CallRows:
             (cid, e.sequence, e.timestamp, e.event_type, _json(e.event_data))
             for e in payload.events
         ],
-        "call_transcripts": [
-            (cid, transcript_text(messages), Jsonb(transcript_data(messages)), len(messages))
-        ],
         "call_analysis": []
         if a is None
         else [
@@ -177,26 +175,6 @@ def build_rows(payload: CallPayload) -> CallRows:
         ],
     }  # fmt: skip
     return CallRows(call=call, children=children)
-
-
-def transcript_text(messages: Iterable[Any]) -> str:
-    """The searchable plain text of a conversation: one ``role: content`` line per message."""
-    return "\n".join(f"{m.role}: {m.content}" for m in messages)
-
-
-def transcript_data(messages: Iterable[Any]) -> list[dict[str, Any]]:
-    """The structured transcript: the messages in order, as JSON objects."""
-    return [
-        {
-            "sequence": m.sequence,
-            "timestamp": m.timestamp.isoformat(),
-            "role": str(m.role),
-            "content": m.content,
-            "node_id": m.node_id,
-            "turn_number": m.turn_number,
-        }
-        for m in messages
-    ]
 
 
 def _upsert_call_sql(columns: Sequence[str]) -> sql.Composed:
@@ -246,6 +224,8 @@ _COPY_TYPES = {t.name: list(t.pg_types) if t.binary_copy else None for t in ROW_
 _INSERT_SQL = {t.name: insert_sql(t).as_bytes(None) for t in ROW_TABLES}
 #: The call's start announcement is settled by its finalize (``worker.calls.announcements``).
 _SETTLE_ANNOUNCEMENT = b"DELETE FROM call_announcements WHERE call_id = %s"
+#: On replacement: the transcript is left to ``transcripts.REBUILD_SQL``, which rewrites it only
+#: if the new messages make it differ.
 _DELETE_SQL = [
     sql.SQL("DELETE FROM {table} WHERE call_id = %s")
     .format(table=sql.Identifier(t.name))
@@ -272,7 +252,8 @@ def _write_children(
     children: dict[str, Any],
 ) -> None:
     """The measured-fastest mix: COPY for the big tables, one pipeline of prepared INSERTs for
-    the small ones (see docs/benchmarks.md), with the announcement settled in that pipeline."""
+    the small ones (see docs/benchmarks.md), with the transcript built and the announcement
+    settled in that pipeline."""
     small = []
     for table, rows in children.items():
         if len(rows) >= COPY_MIN_ROWS:
@@ -282,6 +263,7 @@ def _write_children(
     with conn.pipeline():
         for table, rows in small:
             cursor.executemany(_INSERT_SQL[table], rows)
+        cursor.execute(transcripts.REBUILD_SQL, {"call_ids": [call_id]})
         cursor.execute(_SETTLE_ANNOUNCEMENT, (call_id,))
 
 
@@ -314,9 +296,12 @@ def write_call(
             for table, table_rows in rows.children.items():
                 if table_rows:
                     write_children(cursor, table, table_rows)
+            cursor.execute(transcripts.REBUILD_SQL, {"call_ids": [rows.call["call_id"]]})
             cursor.execute(_SETTLE_ANNOUNCEMENT, (rows.call["call_id"],))
     counts = {"calls": 1}
     counts.update({table: len(r) for table, r in rows.children.items() if r})
+    if rows.children["call_messages"]:  # a transcript exists exactly when a message does
+        counts[TRANSCRIPTS.name] = 1
     return PersistResult(outcome, counts)
 
 
