@@ -39,8 +39,9 @@ from sqlalchemy import Engine
 from bench.common import section_main
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
+from worker.calls.child_tables import CALL_TABLES
 from worker.calls.finalize import finalize_call, partition_months
-from worker.calls.persist import CHILD_COLUMNS, build_rows, write_call
+from worker.calls.persist import build_rows, write_call
 from worker.db import build_engine, raw_connection, session_scope
 from worker.dev import stack
 from worker.dev.simulate import CallShape, simulate_call
@@ -177,7 +178,7 @@ def _clone(conn: psycopg.Connection[Any], copies: int) -> None:
         {"lower": lower, "span": span, "copies": copies},
     )
     conn.execute("CREATE INDEX ON clone_map (old_id)")
-    for table in ("calls", *CHILD_COLUMNS):
+    for table in CALL_TABLES:
         conn.execute(_clone_select(conn, table))
     conn.execute("DROP TABLE clone_map")
 

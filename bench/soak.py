@@ -350,7 +350,7 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
                 result.wrongly_dead_lettered += 1
             else:
                 result.lost += 1
-        elif counts != (len(body["messages"]), len(body["metrics"]), 1):
+        elif counts != (len(body["messages"]), len(body["metrics"]), min(1, len(body["messages"]))):
             result.duplicated += 1
     result.dead_lettered = len(dead_ids)
     latencies = [(float(persisted_at[c]) - handed[c]) * 1000 for c in handed if c in persisted_at]

@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
 from tests import factories
+from worker.calls.child_tables import CALL_TABLES
 from worker.calls.finalize import partition_months
-from worker.calls.persist import CHILD_COLUMNS, build_rows, write_call
+from worker.calls.persist import build_rows, write_call
 from worker.db import raw_connection, session_scope
 from worker.dev import processes
 from worker.dev.processes import CELERY as CELERY
@@ -75,15 +76,13 @@ def start_worker(
 
 # -- what is stored of a call ----------------------------------------------------------------
 
-#: ``calls`` and every table that holds rows of a call (partitioned ones through their parent,
-#: so rows in detached or archived partitions do not count).
-CALL_TABLES: tuple[str, ...] = ("calls", *CHILD_COLUMNS)
-
 
 def stored_rows(
     conn: psycopg.Connection[Any], call_ids: Iterable[UUID]
 ) -> dict[UUID, dict[str, int]]:
-    """For each call, its row count per table (tables without rows left out)."""
+    """For each call, its row count per table (tables without rows left out). Partitioned
+    tables are read through their parent, so rows in detached or archived partitions do not
+    count."""
     ids = list(call_ids)
     found: dict[UUID, dict[str, int]] = {call_id: {} for call_id in ids}
     for table in CALL_TABLES:

@@ -413,7 +413,7 @@ def _write_transaction(
             synthesized += written.synthesized_calls
             rejected = _keep_rejects(writer, item, written.problems)
             if item.source is sources.CALL_TRANSCRIPTS:
-                writer.finish_calls(written.calls, removed=written.removed)
+                writer.finish_calls(written.calls)
             checkpoint = draft[item.source.name]
             if item.started_pass:
                 checkpoint.start_pass(opts.overlap)
@@ -479,7 +479,6 @@ def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> Wri
         merged.changed |= one.changed
         merged.problems += one.problems
         merged.calls |= one.calls
-        merged.removed |= one.removed
         merged.added += one.added
         merged.synthesized_calls += one.synthesized_calls
     return merged

@@ -167,7 +167,7 @@ def remigrate(conn: psycopg.Connection[Any], found: Mapping[str, CallRecords]) -
         written = writer.entries(entry_rows) if entry_rows else WriteOutcome()
         ids = [call_id_for(sid) for sid in present if CALL_SID.fullmatch(sid)]
         removed = _remove_extra(conn, ids, entries)
-        writer.finish_calls(ids, removed=removed | written.removed)
+        writer.finish_calls(ids)
         result.rejected = _keep_rejects(
             writer, sources.CALL_HISTORY.name, history, calls.rejects, written_calls
         ) + _keep_rejects(writer, sources.CALL_TRANSCRIPTS.name, entries, timeline.rejects, written)

@@ -6,7 +6,9 @@ The order of work is what makes a redelivery harmless:
    The row lock this takes serializes concurrent deliveries of the same call; a duplicate or an
    older revision matches no row and the function returns without writing anything else;
 2. if an older revision was replaced, delete its children;
-3. write the children with COPY (the fastest path measured, see ``docs/benchmarks.md``).
+3. write the children with COPY (the fastest path measured, see ``docs/benchmarks.md``), in
+   the column order ``worker.calls.child_tables`` declares;
+4. (re)build the transcript from the messages just written (``worker.calls.transcripts``).
 
 Nothing here commits: the finalize service owns the transaction, so either all of the call is
 stored or none of it is.
@@ -15,7 +17,7 @@ stored or none of it is.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -26,47 +28,9 @@ from psycopg.types.json import Jsonb
 
 from models.enums import CallSource
 from models.payload import CallPayload
+from worker.calls import transcripts
+from worker.calls.child_tables import ROW_TABLES, TRANSCRIPTS, ChildTable
 from worker.calls.summary import compute_summary, stored_values
-
-#: Child tables, in the order they are written; deletes on replacement use the same list.
-CHILD_COLUMNS: dict[str, tuple[str, ...]] = {
-    "call_messages": (
-        "call_id", "sequence", "timestamp", "role", "content", "node_id", "turn_number",
-        "was_interrupted",
-    ),
-    "call_transitions": (
-        "call_id", "sequence", "timestamp", "from_node_id", "to_node_id", "reason", "condition",
-        "turn_number", "from_node_name", "to_node_name",
-    ),
-    "call_metrics": (
-        "call_id", "timestamp", "metric_type", "value", "processor", "turn_number", "node_id",
-    ),
-    "call_rag_retrievals": (
-        "id", "call_id", "timestamp", "query_sequence", "query_text", "search_mode",
-        "chunks_retrieved", "top_k", "processing_time_ms", "query_params", "node_id",
-        "turn_number",
-    ),
-    "call_rag_chunks": (
-        "call_id", "retrieval_id", "retrieval_timestamp", "chunk_rank", "chunk_id", "content",
-        "document_id", "filename", "s3_key", "chunk_index", "token_count", "score", "embedding",
-        "embedding_model",
-    ),
-    "call_extracted_variables": (
-        "call_id", "sequence", "timestamp", "variables_requested", "variables_extracted",
-        "success", "processing_time_ms", "node_id", "turn_number",
-    ),
-    "call_user_interruptions": ("call_id", "timestamp", "interrupted_at_turn", "node_id"),
-    "call_tool_executions": (
-        "call_id", "sequence", "timestamp", "tool_name", "request", "response", "success",
-        "duration_ms", "node_id", "turn_number",
-    ),
-    "call_events": ("call_id", "sequence", "timestamp", "event_type", "event_data"),
-    "call_transcripts": ("call_id", "transcript_text", "transcript_data", "message_count"),
-    "call_analysis": (
-        "call_id", "sentiment", "sentiment_score", "call_successful", "summary", "topics",
-        "keywords_detected", "model", "analysis_data",
-    ),
-}  # fmt: skip
 
 CALL_COLUMNS: tuple[str, ...] = (
     "call_id", "tenant_id", "agent_id", "agent_version", "agent_name", "from_number",
@@ -97,7 +61,8 @@ class PersistResult:
 
 @dataclass(slots=True)
 class CallRows:
-    """Everything one call writes, as positional rows per table (see ``CHILD_COLUMNS``)."""
+    """Everything one call writes, as positional rows per table, in the column order of
+    ``worker.calls.child_tables.ROW_TABLES``."""
 
     call: dict[str, Any]
     children: dict[str, list[tuple[Any, ...]]]
@@ -149,7 +114,6 @@ def build_rows(payload: CallPayload) -> CallRows:
         **compute_summary(payload, values),
     }
 
-    messages = sorted(payload.messages, key=lambda m: m.sequence)
     retrievals = []
     chunks = []
     for index, r in enumerate(payload.rag_retrievals):
@@ -171,7 +135,7 @@ def build_rows(payload: CallPayload) -> CallRows:
         "call_messages": [
             (cid, m.sequence, m.timestamp, m.role, m.content, m.node_id, m.turn_number,
              m.was_interrupted)
-            for m in messages
+            for m in payload.messages
         ],
         "call_transitions": [
             (cid, t.sequence, t.timestamp, t.from_node_id, t.to_node_id, t.reason, t.condition,
@@ -202,9 +166,6 @@ def build_rows(payload: CallPayload) -> CallRows:
             (cid, e.sequence, e.timestamp, e.event_type, _json(e.event_data))
             for e in payload.events
         ],
-        "call_transcripts": [
-            (cid, transcript_text(messages), Jsonb(transcript_data(messages)), len(messages))
-        ],
         "call_analysis": []
         if a is None
         else [
@@ -214,26 +175,6 @@ def build_rows(payload: CallPayload) -> CallRows:
         ],
     }  # fmt: skip
     return CallRows(call=call, children=children)
-
-
-def transcript_text(messages: Iterable[Any]) -> str:
-    """The searchable plain text of a conversation: one ``role: content`` line per message."""
-    return "\n".join(f"{m.role}: {m.content}" for m in messages)
-
-
-def transcript_data(messages: Iterable[Any]) -> list[dict[str, Any]]:
-    """The structured transcript: the messages in order, as JSON objects."""
-    return [
-        {
-            "sequence": m.sequence,
-            "timestamp": m.timestamp.isoformat(),
-            "role": str(m.role),
-            "content": m.content,
-            "node_id": m.node_id,
-            "turn_number": m.turn_number,
-        }
-        for m in messages
-    ]
 
 
 def _upsert_call_sql(columns: Sequence[str]) -> sql.Composed:
@@ -252,37 +193,6 @@ def _upsert_call_sql(columns: Sequence[str]) -> sql.Composed:
     )
 
 
-#: PostgreSQL types of ``CHILD_COLUMNS``, for binary COPY (``None``: the table uses text COPY,
-#: because psycopg has no binary dumper for pgvector's ``vector`` without extra registration).
-CHILD_TYPES: dict[str, tuple[str, ...] | None] = {
-    "call_messages": (
-        "uuid", "int4", "timestamptz", "varchar", "text", "varchar", "int4", "bool",
-    ),
-    "call_transitions": (
-        "uuid", "int4", "timestamptz", "varchar", "varchar", "varchar", "varchar", "int4",
-        "varchar", "varchar",
-    ),
-    "call_metrics": ("uuid", "timestamptz", "varchar", "numeric", "varchar", "int4", "varchar"),
-    "call_rag_retrievals": (
-        "uuid", "uuid", "timestamptz", "int4", "text", "varchar", "int4", "int4", "numeric",
-        "jsonb", "varchar", "int4",
-    ),
-    "call_rag_chunks": None,
-    "call_extracted_variables": (
-        "uuid", "int4", "timestamptz", "jsonb", "jsonb", "bool", "numeric", "varchar", "int4",
-    ),
-    "call_user_interruptions": ("uuid", "timestamptz", "int4", "varchar"),
-    "call_tool_executions": (
-        "uuid", "int4", "timestamptz", "varchar", "jsonb", "jsonb", "bool", "int4", "varchar",
-        "int4",
-    ),
-    "call_events": ("uuid", "int4", "timestamptz", "varchar", "jsonb"),
-    "call_transcripts": ("uuid", "text", "jsonb", "int4"),
-    "call_analysis": (
-        "uuid", "varchar", "numeric", "bool", "text", "text[]", "text[]", "varchar", "jsonb",
-    ),
-}  # fmt: skip
-
 #: Below this many rows a table is written with a pipelined, prepared INSERT instead of COPY:
 #: each COPY costs a round trip and a setup on the server, which dominates for a handful of rows.
 COPY_MIN_ROWS = 64
@@ -291,48 +201,46 @@ COPY_MIN_ROWS = 64
 ChildWriter = Callable[[psycopg.Cursor[Any], str, list[tuple[Any, ...]]], None]
 
 
-def _copy_sql(table: str, columns: Sequence[str], *, binary: bool) -> sql.Composed:
+def copy_sql(table: ChildTable, *, binary: bool) -> sql.Composed:
     return sql.SQL("COPY {table} ({cols}) FROM STDIN{fmt}").format(
-        table=sql.Identifier(table),
-        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+        table=sql.Identifier(table.name),
+        cols=sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
         fmt=sql.SQL(" (FORMAT BINARY)" if binary else ""),
     )
 
 
-def _insert_sql(table: str, columns: Sequence[str]) -> sql.Composed:
+def insert_sql(table: ChildTable) -> sql.Composed:
     return sql.SQL("INSERT INTO {table} ({cols}) VALUES ({vals})").format(
-        table=sql.Identifier(table),
-        cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
-        vals=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
+        table=sql.Identifier(table.name),
+        cols=sql.SQL(", ").join(map(sql.Identifier, table.column_names)),
+        vals=sql.SQL(", ").join(sql.Placeholder() * len(table.columns)),
     )
 
 
 # The statements are composed once and kept as bytes: composing a ``sql.Composed`` again on
 # every execution cost about a tenth of a call's persist time.
-_COPY_SQL = {
-    table: _copy_sql(table, columns, binary=CHILD_TYPES[table] is not None).as_bytes(None)
-    for table, columns in CHILD_COLUMNS.items()
-}
-_INSERT_SQL = {
-    table: _insert_sql(table, columns).as_bytes(None) for table, columns in CHILD_COLUMNS.items()
-}
+_COPY_SQL = {t.name: copy_sql(t, binary=t.binary_copy).as_bytes(None) for t in ROW_TABLES}
+_COPY_TYPES = {t.name: list(t.pg_types) if t.binary_copy else None for t in ROW_TABLES}
+_INSERT_SQL = {t.name: insert_sql(t).as_bytes(None) for t in ROW_TABLES}
 #: The call's start announcement is settled by its finalize (``worker.calls.announcements``).
 _SETTLE_ANNOUNCEMENT = b"DELETE FROM call_announcements WHERE call_id = %s"
-_DELETE_SQL = {
-    table: sql.SQL("DELETE FROM {table} WHERE call_id = %s")
-    .format(table=sql.Identifier(table))
+#: On replacement: the transcript is left to ``transcripts.REBUILD_SQL``, which rewrites it only
+#: if the new messages make it differ.
+_DELETE_SQL = [
+    sql.SQL("DELETE FROM {table} WHERE call_id = %s")
+    .format(table=sql.Identifier(t.name))
     .as_bytes(None)
-    for table in CHILD_COLUMNS
-}
+    for t in ROW_TABLES
+]
 _UPSERT_CACHE: dict[tuple[str, ...], bytes] = {}
 
 
 def copy_children(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
-    """COPY ``rows`` into ``table`` (``CHILD_COLUMNS`` order), in binary where the types allow."""
-    types = CHILD_TYPES[table]
+    """COPY ``rows`` into ``table`` (declared column order), in binary where the types allow."""
+    types = _COPY_TYPES[table]
     with cursor.copy(_COPY_SQL[table]) as copy:
         if types is not None:
-            copy.set_types(list(types))
+            copy.set_types(types)
         for row in rows:
             copy.write_row(row)
 
@@ -344,7 +252,8 @@ def _write_children(
     children: dict[str, Any],
 ) -> None:
     """The measured-fastest mix: COPY for the big tables, one pipeline of prepared INSERTs for
-    the small ones (see docs/benchmarks.md), with the announcement settled in that pipeline."""
+    the small ones (see docs/benchmarks.md), with the transcript built and the announcement
+    settled in that pipeline."""
     small = []
     for table, rows in children.items():
         if len(rows) >= COPY_MIN_ROWS:
@@ -354,6 +263,7 @@ def _write_children(
     with conn.pipeline():
         for table, rows in small:
             cursor.executemany(_INSERT_SQL[table], rows)
+        cursor.execute(transcripts.REBUILD_SQL, {"call_ids": [call_id]})
         cursor.execute(_SETTLE_ANNOUNCEMENT, (call_id,))
 
 
@@ -378,17 +288,20 @@ def write_call(
         if outcome is PersistOutcome.REPLACED:
             call_id = rows.call["call_id"]
             with conn.pipeline():
-                for table in CHILD_COLUMNS:
-                    cursor.execute(_DELETE_SQL[table], (call_id,))
+                for delete in _DELETE_SQL:
+                    cursor.execute(delete, (call_id,))
         if write_children is None:
             _write_children(conn, cursor, rows.call["call_id"], rows.children)
         else:
             for table, table_rows in rows.children.items():
                 if table_rows:
                     write_children(cursor, table, table_rows)
+            cursor.execute(transcripts.REBUILD_SQL, {"call_ids": [rows.call["call_id"]]})
             cursor.execute(_SETTLE_ANNOUNCEMENT, (rows.call["call_id"],))
     counts = {"calls": 1}
     counts.update({table: len(r) for table, r in rows.children.items() if r})
+    if rows.children["call_messages"]:  # a transcript exists exactly when a message does
+        counts[TRANSCRIPTS.name] = 1
     return PersistResult(outcome, counts)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from worker.calls.child_tables import CALL_TABLES
 from worker.client.delivery import wait_for_announcements
 from worker.client.queues import QUEUES
 from worker.client.recorder import CallRecorder
@@ -226,14 +227,9 @@ def _spooled_call_ids(spool_dir: Path) -> set[str]:
 
 def row_counts(database_url: str) -> dict[str, int]:
     """Exact row counts of the call tables (what the demo persisted)."""
-    tables = (
-        "calls", "call_transcripts", "call_messages", "call_transitions", "call_metrics",
-        "call_rag_retrievals", "call_rag_chunks", "call_extracted_variables", "call_analysis",
-        "call_user_interruptions", "call_tool_executions", "call_events", "failed_payloads",
-    )  # fmt: skip
     counts = {}
     with psycopg.connect(database_url) as conn:
-        for table in tables:
+        for table in (*CALL_TABLES, "failed_payloads"):
             query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
             row = conn.execute(query).fetchone()
             counts[table] = int(row[0]) if row else 0
