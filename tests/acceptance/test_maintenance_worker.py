@@ -24,8 +24,7 @@ from worker.settings import Settings
 
 def _expected_rows(body: dict[str, Any]) -> tuple[UUID, dict[str, int]]:
     rows = build_rows(CallPayload.model_validate(body))
-    counts = {"calls": 1, **{t: len(r) for t, r in rows.children.items() if r}}
-    return rows.call["call_id"], counts
+    return rows.call["call_id"], rows.counts()
 
 
 def _job_status(conn: psycopg.Connection[Any]) -> dict[str, str]:

@@ -67,6 +67,14 @@ class CallRows:
     call: dict[str, Any]
     children: dict[str, list[tuple[Any, ...]]]
 
+    def counts(self) -> dict[str, int]:
+        """Rows per table that writing these rows stores, the derived transcript included."""
+        counts = {"calls": 1}
+        counts.update({table: len(r) for table, r in self.children.items() if r})
+        if self.children["call_messages"]:  # a transcript exists exactly when a message does
+            counts[TRANSCRIPTS.name] = 1
+        return counts
+
 
 def _json(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
@@ -298,11 +306,7 @@ def write_call(
                     write_children(cursor, table, table_rows)
             cursor.execute(transcripts.REBUILD_SQL, {"call_ids": [rows.call["call_id"]]})
             cursor.execute(_SETTLE_ANNOUNCEMENT, (rows.call["call_id"],))
-    counts = {"calls": 1}
-    counts.update({table: len(r) for table, r in rows.children.items() if r})
-    if rows.children["call_messages"]:  # a transcript exists exactly when a message does
-        counts[TRANSCRIPTS.name] = 1
-    return PersistResult(outcome, counts)
+    return PersistResult(outcome, rows.counts())
 
 
 def persist_call(conn: psycopg.Connection[Any], payload: CallPayload) -> PersistResult:
