@@ -49,7 +49,7 @@ BEAT_SCHEDULE: dict[str, dict[str, Any]] = {
         "options": {"queue": "maintenance", "expires": 6 * HOUR},
     },
     # A round trip through the calls queue, so a metric shows that finalize workers consume
-    # (worker/canary.py). Dropped when it waited over 50 s: the canary's age then keeps growing.
+    # (worker/monitoring/canary.py). Dropped when it waited over 50 s: the canary's age then keeps growing.
     "canary": {
         "task": "maintenance.canary",
         "schedule": MINUTE,

@@ -1,7 +1,7 @@
 """Alembic environment built from the models and the settings.
 
 The target metadata is ``models.tables.metadata``. Monthly partitions and the ``archive`` schema
-are managed by ``worker.partitions`` and retention, not by autogenerate, so they are excluded
+are managed by ``worker.maintenance.partitions`` and retention, not by autogenerate, so they are excluded
 from comparison (``alembic check`` would otherwise report every partition as drift).
 A caller may hand in an open connection (``config.attributes["connection"]``), as the tests
 and ``callstore stack up`` do; otherwise the URL comes from ``CALLSTORE_DATABASE_URL``.
@@ -18,7 +18,7 @@ from sqlmodel.sql.sqltypes import AutoString
 
 from alembic import context
 from models.tables import metadata
-from worker.partitions import parse_partition_name
+from worker.maintenance.partitions import parse_partition_name
 
 config = context.config
 

@@ -18,17 +18,14 @@ import psycopg
 import redis
 from psycopg import sql
 
-from worker import processes, stack
-from worker.schema import upgrade
+from worker.calls.child_tables import CALL_TABLES
+from worker.dev import processes, stack
 from worker.settings import Settings
 
 T = TypeVar("T")
 
-CALL_TABLES = (
-    "calls", "call_transcripts", "call_messages", "call_transitions", "call_metrics",
-    "call_rag_retrievals", "call_rag_chunks", "call_extracted_variables", "call_analysis",
-    "call_user_interruptions", "call_tool_executions", "call_events", "failed_payloads",
-)  # fmt: skip
+#: What a benchmark empties between runs: every table of a call, and the dead letters.
+TRUNCATED = (*CALL_TABLES, "failed_payloads")
 
 
 @dataclass(frozen=True)
@@ -41,7 +38,7 @@ class BenchStack:
         """A freshly migrated database ``name`` (dropped first if it exists); its URL."""
         stack.drop_database(self.admin_url, name)
         url = stack.create_database(self.admin_url, name)
-        upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=premake_months)
+        stack.migrate_database(url, premake_months=premake_months)
         return url
 
     def flush_broker(self) -> None:
@@ -73,7 +70,7 @@ def bench_stack(*, redis: bool = True) -> Iterator[BenchStack]:
             stack.stop_postgres(paths, mode="immediate")
 
 
-def truncate(url: str, tables: tuple[str, ...] = CALL_TABLES) -> None:
+def truncate(url: str, tables: tuple[str, ...] = TRUNCATED) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("TRUNCATE {}").format(sql.SQL(", ").join(map(sql.Identifier, tables))))
         conn.execute("CHECKPOINT")
@@ -122,39 +119,17 @@ class Workers:
             process.stop()
 
 
-def worker_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """The environment of a worker process for ``settings``."""
-    values = {
-        "CALLSTORE_DATABASE_URL": settings.database_url.get_secret_value(),
-        "CALLSTORE_BROKER_URL": settings.broker_url.get_secret_value(),
-        "CALLSTORE_SPOOL_DIR": str(settings.spool_dir),
-        "CALLSTORE_BROKER_VISIBILITY_TIMEOUT": str(settings.broker_visibility_timeout),
-        "CALLSTORE_FINALIZE_RETRY_BACKOFF_MAX": str(settings.finalize_retry_backoff_max),
-        "CALLSTORE_LOG_LEVEL": "INFO",
-    }
-    values.update(extra)
-    return processes.process_env(values)
-
-
-def start_worker(
-    env: dict[str, str], name: str, log_dir: Path, *, queues: str = "calls"
-) -> processes.ManagedProcess:
-    return processes.start(
-        name,
-        ["celery", "-A", "worker.celery_app", "worker", "--queues", queues,
-         "--concurrency", "1", "--hostname", f"{name}@%h", "--without-gossip",
-         "--without-mingle", "--loglevel", "INFO"],
-        env=env,
-        log_dir=log_dir,
-    )  # fmt: skip
-
-
 def start_workers(
-    env: dict[str, str], count: int, log_dir: Path, *, prefix: str = "bench-worker"
+    settings: Settings, count: int, log_dir: Path, *, prefix: str = "bench-worker"
 ) -> Workers:
-    started = [start_worker(env, f"{prefix}-{n}", log_dir) for n in range(count)]
+    """``count`` workers for ``settings``, started together; returns once all are ready."""
+    env = processes.settings_env(settings)
+    started = [
+        processes.start_worker(f"{prefix}-{n}", env=env, log_dir=log_dir, ready_timeout=None)
+        for n in range(count)
+    ]
     for process in started:
-        processes.wait_for_log(process, " ready.", timeout=120)
+        processes.wait_ready(process)
     return Workers(started)
 
 

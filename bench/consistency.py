@@ -37,9 +37,6 @@ from psycopg import sql
 
 from bench.common import section_main, timed
 from bench.retention import _make_history
-from worker import stack
-from worker.azure import azurite
-from worker.azure import generate as g
 from worker.azure.batch import run_batches
 from worker.azure.client import AzureStorage
 from worker.consistency import azure, rangediff, repair, store_digests
@@ -49,8 +46,9 @@ from worker.consistency.checks import STORE_CHECKS
 from worker.consistency.runner import Report, run_checks
 from worker.consistency.types import CheckContext
 from worker.db import build_engine
+from worker.dev import azurite, stack
+from worker.dev import legacy_data as g
 from worker.log import configure_logging
-from worker.schema import upgrade
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -368,7 +366,7 @@ def azure_comparison(
     server = azurite.start(log_dir=workdir / "azurite")
     try:
         url = stack.create_database(admin_url, "consistency_azure")
-        upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+        stack.migrate_database(url, premake_months=3)
         settings = _settings(
             url, workdir / "spool", azure_connection_string=server.connection_string
         )
@@ -468,7 +466,7 @@ def run(
         try:
             configure_logging(_settings(admin, workdir / "spool"))
             url = stack.create_database(admin, "consistency_store")
-            upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+            stack.migrate_database(url, premake_months=3)
             print(f"consistency: making {sizes.calls} calls of history ...", flush=True)
             _make_history(url, sizes.calls, sizes.templates)
             _settle_history(url)

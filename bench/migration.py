@@ -1,7 +1,7 @@
 """``python -m bench.migration [--quick] [--json FILE]``: the Azure migration's speed and memory.
 
 For each size (10 k and 100 k entities; 2 k and 10 k with ``--quick``) it fills a private
-Azurite with ``worker.azure.generate`` (the contract's cases plus realistic bulk), then, in the
+Azurite with ``worker.dev.legacy_data`` (the contract's cases plus realistic bulk), then, in the
 same run on the same machine, twice each and alternated (these machines are shared and noisy;
 the best run is the least disturbed one):
 
@@ -32,13 +32,13 @@ from typing import Any
 
 from pydantic import SecretStr
 
-from worker import stack
-from worker.azure import azurite, generate, sources
+from worker.azure import sources
 from worker.azure.batch import BatchResult, run_batches
 from worker.azure.client import AzureStorage
 from worker.azure.readers import read_pages
 from worker.db import build_engine
-from worker.schema import upgrade
+from worker.dev import azurite, stack
+from worker.dev import legacy_data as generate
 from worker.settings import Settings
 
 TARGET_RATIO = 0.70
@@ -144,7 +144,7 @@ def run(*, quick: bool = False, batch_size: int = BATCH_SIZE) -> dict[str, Any]:
             template = "bench_migration_template"
             stack.drop_database(admin_url, template)
             url = stack.create_database(admin_url, template)
-            upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+            stack.migrate_database(url, premake_months=3)
             storage = AzureStorage(server.connection_string)
             written = generate.write_cases(storage)
             seed = 1

@@ -2,15 +2,21 @@
 
 All paths write the same simulated calls into the same freshly truncated tables:
 
-* **real path** — ``worker.persist.persist_call`` per call, one transaction per call (what a
+* **real path** — ``worker.calls.persist.persist_call`` per call, one transaction per call (what a
   worker does): binary COPY for the big tables, one pipeline of prepared INSERTs for the small;
 * alternatives for the children, same transaction shape: multi-row ``INSERT ... VALUES`` and
   ``executemany`` (psycopg pipelines it), to show why COPY was chosen;
 * **batched** — several calls per transaction (what a batching consumer could reach);
 * **raw ceiling** — one COPY per table of every call's rows in ONE transaction, no per-call
   work at all: in COPY's default text format (the ceiling the targets are measured against),
-  and in binary where the real path uses binary (a stricter ceiling, shown beside it);
+  and in binary where the real path uses binary (a stricter ceiling, shown beside it); the
+  transcripts of all calls are then built by one statement;
 * **naive ORM** — a SQLModel object per row, ``session.add`` and a commit per call.
+
+Every path builds the transcripts with the statement the live path runs
+(``worker.calls.transcripts``), so all write the same rows.
+
+``python -m bench.persist [--quick] [--json FILE]`` runs this section alone.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import psycopg
 from psycopg import sql
 from sqlmodel import Session, create_engine
 
-from bench.common import best_of, timed, truncate
+from bench.common import bench_stack, best_of, section_main, timed, truncate
 from models.payload import CallPayload
 from models.tables import (
     Call,
@@ -36,19 +42,21 @@ from models.tables import (
     CallRagChunk,
     CallRagRetrieval,
     CallToolExecution,
-    CallTranscript,
     CallTransition,
     CallUserInterruption,
 )
-from worker.persist import (
-    CHILD_COLUMNS,
+from worker.calls import transcripts
+from worker.calls.child_tables import ROW_TABLES
+from worker.calls.persist import (
     CallRows,
     build_rows,
     copy_children,
+    copy_sql,
+    insert_sql,
     persist_call,
     write_call,
 )
-from worker.simulate import simulate_call
+from worker.dev.simulate import simulate_call
 
 ORM_CLASSES: dict[str, Any] = {
     "call_messages": CallMessage,
@@ -60,9 +68,9 @@ ORM_CLASSES: dict[str, Any] = {
     "call_user_interruptions": CallUserInterruption,
     "call_tool_executions": CallToolExecution,
     "call_events": CallEvent,
-    "call_transcripts": CallTranscript,
     "call_analysis": CallAnalysis,
 }
+_TABLES = {t.name: t for t in ROW_TABLES}
 
 
 def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
@@ -81,11 +89,15 @@ def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
 
 
 def row_count(rows: Sequence[CallRows]) -> int:
-    return sum(1 + sum(len(r) for r in call.children.values()) for call in rows)
+    """Rows stored, the transcript included (one per call that has messages)."""
+    return sum(
+        1 + sum(len(r) for r in call.children.values()) + bool(call.children["call_messages"])
+        for call in rows
+    )
 
 
 def _values_writer(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
-    columns = CHILD_COLUMNS[table]
+    columns = _TABLES[table].column_names
     per_statement = max(1, 60_000 // len(columns))
     for start in range(0, len(rows), per_statement):
         chunk = rows[start : start + per_statement]
@@ -101,13 +113,7 @@ def _values_writer(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any
 def _executemany_writer(
     cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]
 ) -> None:
-    columns = CHILD_COLUMNS[table]
-    statement = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
-        sql.Identifier(table),
-        sql.SQL(", ").join(map(sql.Identifier, columns)),
-        sql.SQL(", ").join(sql.Placeholder() * len(columns)),
-    )
-    cursor.executemany(statement, rows)
+    cursor.executemany(insert_sql(_TABLES[table]), rows)
 
 
 def _per_call(url: str, payloads: list[CallPayload], writer: Any = None) -> float:
@@ -141,10 +147,7 @@ def _batched(url: str, payloads: list[CallPayload], batch: int) -> float:
 
 
 def _text_copy(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
-    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
-        sql.Identifier(table), sql.SQL(", ").join(map(sql.Identifier, CHILD_COLUMNS[table]))
-    )
-    with cursor.copy(statement) as copy:
+    with cursor.copy(copy_sql(_TABLES[table], binary=False)) as copy:
         for row in rows:
             copy.write_row(row)
 
@@ -163,8 +166,11 @@ def _ceiling(url: str, rows: list[CallRows], *, binary: bool) -> float:
                 with cursor.copy(copy_calls) as copy:
                     for call in rows:
                         copy.write_row(tuple(call.call.values()))
-                for table in CHILD_COLUMNS:
+                for table in _TABLES:
                     write(cursor, table, [r for call in rows for r in call.children[table]])
+                cursor.execute(
+                    transcripts.REBUILD_SQL, {"call_ids": [call.call["call_id"] for call in rows]}
+                )
 
         _, seconds = timed(work)
     return seconds
@@ -179,7 +185,7 @@ def _orm(sqlalchemy_url: str, url: str, rows: list[CallRows]) -> float:
         for table, table_rows in call.children.items():
             cls = ORM_CLASSES[table]
             for row in table_rows:
-                values = dict(zip(CHILD_COLUMNS[table], row, strict=True))
+                values = dict(zip(_TABLES[table].column_names, row, strict=True))
                 for key, value in values.items():
                     if hasattr(value, "obj"):  # psycopg Jsonb wrapper → plain value for the ORM
                         values[key] = value.obj
@@ -190,6 +196,10 @@ def _orm(sqlalchemy_url: str, url: str, rows: list[CallRows]) -> float:
         with Session(engine) as session:
             for call in rows:
                 session.add_all(objects(call))
+                session.flush()
+                session.connection().exec_driver_sql(
+                    transcripts.REBUILD_SQL.decode(), {"call_ids": [call.call["call_id"]]}
+                )
                 session.commit()
 
     _, seconds = timed(work)
@@ -229,3 +239,25 @@ def run(url: str, sqlalchemy_url: str, *, quick: bool) -> dict[str, Any]:
         "batched_vs_copy_ratio": results["batched, 10 calls/txn"][1]
         / results["raw ceiling (one COPY, one txn)"][1],
     }
+
+
+def standalone(*, quick: bool) -> dict[str, Any]:
+    """This section alone, on a private PostgreSQL; prints the rates."""
+    with bench_stack(redis=False) as bench:
+        url = bench.database("bench")
+        results = run(url, "postgresql+psycopg://" + url.split("://", 1)[1], quick=quick)
+    print(f"{results['calls']} calls, {results['rows_per_call']:.0f} rows per call")
+    for name, path in results["paths"].items():
+        print(
+            f"  {name:<36} {path['calls_per_s']:8,.0f} calls/s {path['rows_per_s']:10,.0f} rows/s"
+        )
+    print(f"real path / raw COPY ceiling: {results['persist_vs_copy_ratio']:.2f}")
+    return results
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    return section_main("python -m bench.persist", __doc__, standalone, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,24 +23,32 @@ from bench.common import (
     start_workers,
     truncate,
     wait_persisted,
-    worker_env,
 )
 from models.payload import QUEUE, TASK_NAME
-from worker.publisher import Publisher
-from worker.recorder import CallRecorder
+from worker.calls.validation import encode
+from worker.client.publisher import Publisher
+from worker.client.recorder import CallRecorder
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
-from worker.validation import encode
 
 
 def _recorders(
-    count: int, settings: Settings, *, seed: int, shape: CallShape
+    count: int,
+    settings: Settings,
+    *,
+    seed: int,
+    shape: CallShape,
+    publisher: Publisher | None = None,
 ) -> list[CallRecorder]:
     rng = random.Random(seed)
     start = datetime.now(UTC) - timedelta(minutes=20)
     return [
         simulate_call(
-            random.Random(rng.getrandbits(48)), start=start, shape=shape, settings=settings
+            random.Random(rng.getrandbits(48)),
+            start=start,
+            shape=shape,
+            settings=settings,
+            publisher=publisher,
         )
         for _ in range(count)
     ]
@@ -54,11 +62,11 @@ def _size(recorder: CallRecorder) -> int:
 def handoff_latency(settings: Settings, *, quick: bool) -> dict[str, Any]:
     """``finalize_and_write`` p50/p99 for ~100 KB calls, sequentially on one event loop."""
     count = 150 if quick else 600
-    recorders = _recorders(count, settings, seed=11, shape=CallShape(80, 90))  # ~100 KiB
-    sizes = [_size(r) for r in recorders[:20]]
     publisher = Publisher(settings)
-    for r in recorders:
-        r._publisher = publisher
+    recorders = _recorders(  # ~100 KiB each
+        count, settings, seed=11, shape=CallShape(80, 90), publisher=publisher
+    )
+    sizes = [_size(r) for r in recorders[:20]]
 
     async def drive() -> list[float]:
         timings = []
@@ -127,7 +135,7 @@ def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[st
     url = settings.database_url.get_secret_value()
     results: dict[str, Any] = {}
     for workers in (1, 2):
-        pool = start_workers(worker_env(settings), workers, bench.paths.data_dir / "logs")
+        pool = start_workers(settings, workers, bench.paths.data_dir / "logs")
         try:
             truncate(url)
             burst = _recorders(count, settings, seed=100 + workers, shape=CallShape())
@@ -157,7 +165,7 @@ def worker_memory(bench: BenchStack, settings: Settings, *, quick: bool) -> dict
     total = 2000 if quick else 10_000
     url = settings.database_url.get_secret_value()
     truncate(url)
-    pool = start_workers(worker_env(settings), 1, bench.paths.data_dir / "logs")
+    pool = start_workers(settings, 1, bench.paths.data_dir / "logs")
     samples: list[tuple[int, float]] = []
     try:
         parent = psutil.Process(pool.started[0].process.pid)

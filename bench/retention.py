@@ -39,16 +39,18 @@ from sqlalchemy import Engine
 from bench.common import section_main
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
-from worker import stack
+from worker.calls.child_tables import CALL_TABLES
+from worker.calls.finalize import finalize_call, partition_months
+from worker.calls.persist import build_rows, write_call
 from worker.db import build_engine, raw_connection, session_scope
-from worker.finalize import finalize_call, partition_months
+from worker.dev import stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.log import configure_logging
-from worker.partitions import ensure_partitions, month_bounds, rotate_partitions
-from worker.persist import CHILD_COLUMNS, build_rows, write_call
-from worker.retention import RetentionPolicy, cutoff, delete_call_batch, enforce_retention
-from worker.schema import upgrade
+from worker.maintenance.partitions import ensure_partitions, month_bounds
+from worker.maintenance.retention import delete_call_batch, enforce_retention
+from worker.maintenance.retention_rules import RetentionPolicy, cutoff
+from worker.maintenance.rotation import rotate_partitions
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
 
 EXPIRED_MONTH = date(2025, 1, 1)
 #: Retention runs as if it were this long after the expired month: only that month expires.
@@ -176,7 +178,7 @@ def _clone(conn: psycopg.Connection[Any], copies: int) -> None:
         {"lower": lower, "span": span, "copies": copies},
     )
     conn.execute("CREATE INDEX ON clone_map (old_id)")
-    for table in ("calls", *CHILD_COLUMNS):
+    for table in CALL_TABLES:
         conn.execute(_clone_select(conn, table))
     conn.execute("DROP TABLE clone_map")
 
@@ -388,7 +390,7 @@ def run(*, quick: bool = False, workdir: Path | None = None) -> dict[str, Any]:
             urls = {}
             for name in ("small", "large", "stall"):
                 url = stack.create_database(admin, f"retention_{name}")
-                upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=0)
+                stack.migrate_database(url, premake_months=0)
                 urls[name] = url
             small = _month_retention(urls["small"], sizes.small, sizes.templates)
             large = _month_retention(urls["large"], sizes.large, sizes.templates)

@@ -28,13 +28,12 @@ from bench.common import (
     start_workers,
     truncate,
     wait_persisted,
-    worker_env,
 )
 from models.payload import QUEUE, TASK_NAME
-from worker import stack
-from worker.publisher import Publisher
+from worker.client.publisher import Publisher
+from worker.dev import stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
 
 
 def _fill_queue(settings: Settings, count: int, seed: int) -> None:
@@ -89,7 +88,7 @@ def measure(bench: BenchStack, settings: Settings, workers: int, calls: int) -> 
     wal_before = _wal_lsn(url)
     started = time.time()
     pool = start_workers(
-        worker_env(settings),
+        settings,
         workers,
         bench.paths.data_dir / "logs",
         prefix=f"scale{workers}",

@@ -17,9 +17,7 @@ import argparse
 import asyncio
 import copy
 import json
-import os
 import random
-import signal
 import sys
 import threading
 import time
@@ -31,13 +29,13 @@ from typing import Any
 
 import psycopg
 
-from bench.common import BenchStack, bench_stack, percentile, start_worker, worker_env
+from bench.common import BenchStack, bench_stack, percentile
 from models.payload import QUEUE, TASK_NAME
-from worker import processes, stack
-from worker.publisher import Publisher
+from worker.client.publisher import Publisher
+from worker.client.spool import Spool
+from worker.dev import processes, stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
-from worker.spool import Spool
 
 
 @dataclass
@@ -124,26 +122,30 @@ def _malform(body: dict[str, Any], rng: random.Random) -> dict[str, Any]:
 class Supervisor:
     """Keeps ``count`` workers running; the killer SIGKILLs one and starts a replacement."""
 
-    def __init__(self, env: dict[str, str], count: int, log_dir: Path) -> None:
-        self.env = env
+    def __init__(self, settings: Settings, count: int, log_dir: Path) -> None:
+        self.env = processes.settings_env(settings)
         self.log_dir = log_dir
         self.generation = 0
         self.workers = [self._start() for _ in range(count)]
         self.kills = 0
         for worker in self.workers:
-            processes.wait_for_log(worker, " ready.", timeout=120)
+            processes.wait_ready(worker)
 
     def _start(self) -> processes.ManagedProcess:
         self.generation += 1
-        return start_worker(
-            self.env, f"soak-{self.generation}", self.log_dir, queues="calls,maintenance"
+        return processes.start_worker(
+            f"soak-{self.generation}",
+            env=self.env,
+            log_dir=self.log_dir,
+            queues=("calls", "maintenance"),
+            ready_timeout=None,
         )
 
     def kill_one(self, rng: random.Random) -> None:
         victim = self.workers.pop(rng.randrange(len(self.workers)))
-        # SIGKILL the whole worker, main process and pool alike, mid-task: what an OOM kill or
-        # a lost host does. Its unacknowledged messages wait for the visibility timeout.
-        os.killpg(victim.process.pid, signal.SIGKILL)
+        # Mid-task, what an OOM kill or a lost host does: its unacknowledged messages wait for
+        # the visibility timeout.
+        victim.kill()
         victim.stop()
         self.kills += 1
         self.workers.append(self._start())
@@ -301,9 +303,8 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
             # A message lost in the broker's window comes back from the outbox within the run.
             outbox_redeliver_seconds=2.0 * config.visibility_timeout,
         )
-        env = worker_env(settings)
         log_dir = bench.paths.data_dir / "logs"
-        supervisor = Supervisor(env, config.workers, log_dir)
+        supervisor = Supervisor(settings, config.workers, log_dir)
         malformed_count = 0
         result = SoakResult(calls=config.calls, valid=0, malformed=0, duplicates_sent=0)
         try:
@@ -349,7 +350,7 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
                 result.wrongly_dead_lettered += 1
             else:
                 result.lost += 1
-        elif counts != (len(body["messages"]), len(body["metrics"]), 1):
+        elif counts != (len(body["messages"]), len(body["metrics"]), min(1, len(body["messages"]))):
             result.duplicated += 1
     result.dead_lettered = len(dead_ids)
     latencies = [(float(persisted_at[c]) - handed[c]) * 1000 for c in handed if c in persisted_at]

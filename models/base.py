@@ -32,7 +32,8 @@ PARTITIONED_TABLES: tuple[str, ...] = (
     "call_rag_retrievals",
 )
 
-#: Tables whose ``updated_at`` a trigger keeps current (see the initial migration).
+#: Tables whose ``updated_at`` a trigger keeps current (the initial migration keeps its own frozen
+#: copy; a table added later gets its trigger from the revision that adds it).
 UPDATED_AT_TABLES: tuple[str, ...] = (
     "calls",
     "call_transcripts",

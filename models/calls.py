@@ -198,7 +198,8 @@ class Call(Timestamped, table=True):
 
 
 class CallTranscript(Timestamped, table=True):
-    """The whole conversation as text (searchable) and as structured JSONB."""
+    """The whole conversation as text (searchable) and as structured JSONB, derived from the
+    call's messages by ``worker.calls.transcripts`` (a call without messages has none)."""
 
     __tablename__ = "call_transcripts"
     __table_args__ = (

@@ -73,7 +73,7 @@ class Sentiment(StrEnum):
     MIXED = "mixed"
 
 
-class FailedPayloadStatus(StrEnum):
+class DeadLetterStatus(StrEnum):
     """Life of a dead letter: waiting for an operator, replayed, or set aside on purpose."""
 
     PENDING = "pending"

@@ -22,10 +22,10 @@ from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlmodel import Field, SQLModel
 
 from models.base import Created, Timestamped, in_check
-from models.enums import ArchiveStatus, FailedPayloadStatus, values
+from models.enums import ArchiveStatus, DeadLetterStatus, values
 
 
-class FailedPayload(Timestamped, table=True):
+class DeadLetter(Timestamped, table=True):
     """A payload that could not be persisted, kept whole so an operator can inspect and replay it.
 
     The raw message is stored as bytes: a malformed payload may hold text PostgreSQL refuses in
@@ -35,7 +35,7 @@ class FailedPayload(Timestamped, table=True):
 
     __tablename__ = "failed_payloads"
     __table_args__ = (
-        CheckConstraint(in_check("status", values(FailedPayloadStatus)), name="status"),
+        CheckConstraint(in_check("status", values(DeadLetterStatus)), name="status"),
         Index("ix_failed_payloads_status_last_seen_at", "status", "last_seen_at"),
         Index("ix_failed_payloads_call_id", "call_id"),
     )
@@ -55,9 +55,9 @@ class FailedPayload(Timestamped, table=True):
     error_message: str = Field(sa_type=Text)
     attempts: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     status: str = Field(
-        default=FailedPayloadStatus.PENDING.value,
+        default=DeadLetterStatus.PENDING.value,
         max_length=16,
-        sa_column_kwargs={"server_default": FailedPayloadStatus.PENDING.value},
+        sa_column_kwargs={"server_default": DeadLetterStatus.PENDING.value},
     )
     first_seen_at: datetime = Field(
         sa_type=DateTime(timezone=True), sa_column_kwargs={"server_default": text("now()")}

@@ -1,6 +1,6 @@
 """The payload contract between the call runtime and the workers (``calls.finalize``).
 
-The runtime builds it (``worker.recorder``), the worker validates it again before touching the
+The runtime builds it (``worker.client.recorder``), the worker validates it again before touching the
 database, and ``docs/payload.schema.json`` is its JSON Schema export (a test keeps it current).
 Everything PostgreSQL would refuse is refused here first, with a message naming the field, so
 a bad payload is dead-lettered with a clear reason instead of failing inside a transaction.
@@ -74,7 +74,8 @@ def _quantizer(places: int) -> Any:
 
 
 Int32 = Annotated[int, Field(ge=0, le=_INT32_MAX)]
-Sequence = Annotated[int, Field(ge=1, le=_INT32_MAX)]
+#: A 1-based position (``sequence``, ``chunk_rank``): what an ``int4`` column holds.
+Position = Annotated[int, Field(ge=1, le=_INT32_MAX)]
 BigId = Annotated[int, Field(ge=0, le=_INT64_MAX)]
 Str16 = Annotated[str, Field(max_length=16)]
 Str50 = Annotated[str, Field(max_length=50)]
@@ -97,7 +98,7 @@ class _Entry(BaseModel):
 
 
 class MessageEntry(_Entry):
-    sequence: Sequence
+    sequence: Position
     timestamp: AwareDatetime
     role: MessageRole
     content: str
@@ -107,7 +108,7 @@ class MessageEntry(_Entry):
 
 
 class TransitionEntry(_Entry):
-    sequence: Sequence
+    sequence: Position
     timestamp: AwareDatetime
     from_node_id: Str255 | None = None
     to_node_id: Str255
@@ -128,7 +129,7 @@ class MetricEntry(_Entry):
 
 
 class RagChunk(_Entry):
-    chunk_rank: Sequence
+    chunk_rank: Position
     chunk_id: BigId
     content: str
     document_id: BigId | None = None
@@ -147,7 +148,7 @@ class RagChunk(_Entry):
 
 
 class RagRetrievalEntry(_Entry):
-    query_sequence: Sequence
+    query_sequence: Position
     timestamp: AwareDatetime
     query_text: str
     search_mode: SearchMode | None = None
@@ -160,7 +161,7 @@ class RagRetrievalEntry(_Entry):
 
 
 class VariableExtractionEntry(_Entry):
-    sequence: Sequence
+    sequence: Position
     timestamp: AwareDatetime
     variables_requested: list[str] = Field(default_factory=list)
     variables_extracted: dict[str, JsonValue] = Field(default_factory=dict)
@@ -177,7 +178,7 @@ class InterruptionEntry(_Entry):
 
 
 class ToolExecutionEntry(_Entry):
-    sequence: Sequence
+    sequence: Position
     timestamp: AwareDatetime
     tool_name: Str255
     request: JsonValue = None
@@ -189,7 +190,7 @@ class ToolExecutionEntry(_Entry):
 
 
 class EventEntry(_Entry):
-    sequence: Sequence
+    sequence: Position
     timestamp: AwareDatetime
     event_type: Str100
     event_data: JsonValue = None

@@ -20,7 +20,7 @@ from models.calls import (
 )
 from models.consistency import CallAnnouncement, ConsistencyDiscrepancy, ConsistencyReport
 from models.migration import MigrationCheckpoint, MigrationReject
-from models.operations import ArchivedPartition, FailedPayload, JobRun
+from models.operations import ArchivedPartition, DeadLetter, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
@@ -47,7 +47,7 @@ __all__ = [
     "ConsistencyDiscrepancy",
     "ConsistencyReport",
     "Customer",
-    "FailedPayload",
+    "DeadLetter",
     "JobRun",
     "MigrationCheckpoint",
     "MigrationReject",

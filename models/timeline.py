@@ -2,7 +2,7 @@
 
 They carry no foreign key to ``calls``: an expired month is removed by detaching and dropping
 its partition (constant cost), which a cascading foreign key would turn into a row-by-row
-delete. ``worker.partitions`` creates the monthly partitions; the consistency check verifies
+delete. ``worker.maintenance.partitions`` creates the monthly partitions; the consistency check verifies
 that no row is left without its call.
 """
 

@@ -8,17 +8,17 @@ from celery import Task
 
 from models.payload import ANNOUNCE_TASK_NAME
 from tasks.retry import backoff_seconds, retries_left
-from worker import dead_letter
-from worker.announcements import record_announcement, validate_announcement
+from worker.calls import dead_letters
+from worker.calls.announcements import record_announcement, validate_announcement
+from worker.calls.dead_letters import call_id_of
+from worker.calls.finalize import FinalizeResult, dead_letter, finalize_call
+from worker.calls.validation import encode
 from worker.celery_app import app
+from worker.client.settlement import settle
 from worker.db import raw_connection, session_scope
-from worker.dead_letter import call_id_of
 from worker.errors import DatabaseUnavailable, PermanentError
-from worker.finalize import FinalizeResult, finalize_call, give_up
 from worker.log import get_logger
 from worker.settings import get_settings
-from worker.settlement import settle
-from worker.validation import encode
 
 log = get_logger("callstore.tasks.calls")
 
@@ -56,7 +56,7 @@ def _retry_or_dead_letter(task: Task, payload: Any, error: Exception) -> Finaliz
     if retries_left(task, get_settings()):
         raise _retry(task, error)
     try:
-        return give_up(payload, error, task_id=task.request.id)
+        return dead_letter(payload, error, task_id=task.request.id)
     except DatabaseUnavailable as unavailable:
         raise _retry(task, unavailable) from unavailable
 
@@ -70,7 +70,7 @@ def announce(self: Task, announcement: Any) -> bool:
             return record_announcement(raw_connection(session), valid)
     except PermanentError as error:
         with session_scope() as session:
-            dead_letter.record(
+            dead_letters.record(
                 session,
                 body=encode(announcement),
                 task_name=ANNOUNCE_TASK_NAME,

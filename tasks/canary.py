@@ -1,4 +1,4 @@
-"""``maintenance.canary``: a round trip through the ``calls`` queue every minute (``worker/canary.py``)."""
+"""``maintenance.canary``: a round trip through the ``calls`` queue every minute (``worker/monitoring/canary.py``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from celery import Task
 
-from worker import canary as canary_service
 from worker.celery_app import app
 from worker.db import raw_connection, session_scope
+from worker.monitoring import canary as canary_service
 
 
 @app.task(bind=True, name=canary_service.CANARY_TASK, ignore_result=True)

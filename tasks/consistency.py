@@ -8,24 +8,15 @@ from typing import Any
 from celery import Task
 
 from worker.celery_app import app
-from worker.consistency.runner import run_checks
-from worker.jobs import exclusive_job
+from worker.consistency.runner import run_check_job
+from worker.jobs import Skipped
 from worker.settings import get_settings
 
 
 @app.task(bind=True, name="consistency.check", max_retries=0)
 def check(self: Task, full: bool = False) -> dict[str, Any]:
     """Run every check (incrementally unless ``full``) and store the report."""
-    settings = get_settings()
-    with exclusive_job(settings, "consistency.check") as job:
-        if job is None:
-            return {"skipped": True}
-        report = run_checks(settings, now=datetime.now(UTC), full=full)
-        job.details.update(
-            report_id=str(report.id), status=report.status, discrepancies=len(report.discrepancies)
-        )
-        return {
-            "report_id": str(report.id),
-            "status": report.status,
-            "discrepancies": len(report.discrepancies),
-        }
+    report = run_check_job(get_settings(), now=datetime.now(UTC), full=full)
+    if isinstance(report, Skipped):
+        return {"skipped": True}
+    return report.summary()

@@ -12,9 +12,9 @@ from celery import Task
 
 from models.payload import QUEUE, TASK_NAME
 from tasks.progress import report_progress
+from worker.calls.dead_letters import replay_pending
 from worker.celery_app import app
-from worker.dead_letter import replay_pending
-from worker.publisher import get_publisher
+from worker.client.publisher import get_publisher
 from worker.settings import get_settings
 
 

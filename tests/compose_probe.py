@@ -1,11 +1,12 @@
 """Checks the commands of docker-compose.yml against the installed project, in a fresh process.
 
-``tests/unit/test_compose.py`` runs ``python -m tests.compose_probe`` with the environment compose
-gives the services and a JSON object ``{service: argv}`` on stdin. The probe imports the Celery
-app exactly as ``celery -A`` does in the container, parses every command line with the program's
-own parser, and prints a JSON report: an error (or null) per service, the queues of the app,
-the queue each registered task and beat entry is routed to. A fresh process keeps the app's
-import-time settings and Flower's global options away from the test session.
+``tests/acceptance/test_compose_commands.py`` runs ``python -m tests.compose_probe`` with the
+environment compose gives the services and a JSON object ``{service: argv}`` on stdin. The
+probe imports the Celery app exactly as ``celery -A`` does in the container, parses every
+command line with the program's own parser (each command of an ``sh -c "a && b"`` line), and
+prints a JSON report: an error (or null) per service, the queues of the app, the queue each
+registered task and beat entry is routed to. A fresh process keeps the app's import-time
+settings and Flower's global options away from the test session.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import contextlib
 import importlib
 import io
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,7 @@ def check_alembic(argv: list[str]) -> str | None:
     from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
-    from worker.schema import alembic_config
+    from worker.migrations import alembic_config
 
     if not (PROJECT_ROOT / "alembic.ini").is_file():
         return "alembic.ini is missing from the project root (the image's working directory)"
@@ -128,7 +130,43 @@ def check_callstore(argv: list[str]) -> str | None:
     return None
 
 
+def command_lines(argv: list[str]) -> list[list[str]]:
+    """The commands a service's command line runs: the line itself, or each command of
+    ``sh -c SCRIPT``, where SCRIPT may only join plain commands with ``&&`` (each runs only if
+    the one before it succeeded). Anything else a shell would interpret is refused
+    (``ValueError``): the checks could not see what it runs."""
+    if argv[:1] != ["sh"]:
+        return [argv]
+    if len(argv) != 3 or argv[1] != "-c":
+        raise ValueError(f"a shell runs one script, as sh -c SCRIPT: {argv}")
+    lexer = shlex.shlex(argv[2], posix=True, punctuation_chars=True)
+    lexer.whitespace_split = True
+    lines: list[list[str]] = [[]]
+    for token in lexer:
+        if token == "&&":
+            lines.append([])
+        elif set(token) <= set(lexer.punctuation_chars) or set(token) & set("$`"):
+            raise ValueError(f"sh -c may only join commands with &&: {token!r} in {argv[2]!r}")
+        else:
+            lines[-1].append(token)
+    if not all(lines):
+        raise ValueError(f"an empty command in sh -c {argv[2]!r}")
+    return lines
+
+
 def check(argv: list[str]) -> str | None:
+    try:
+        lines = command_lines(argv)
+    except ValueError as error:
+        return str(error)
+    for line in lines:
+        found = _check_command(line)
+        if found is not None:
+            return found
+    return None
+
+
+def _check_command(argv: list[str]) -> str | None:
     program, *args = argv
     checks = {"celery": check_celery, "alembic": check_alembic, "callstore": check_callstore}
     if program not in checks:

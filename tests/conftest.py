@@ -2,7 +2,11 @@
 
 A template database is migrated once; every test that needs a database gets its own clone
 (``CREATE DATABASE ... TEMPLATE``), so tests never see each other's rows. Nothing stands in
-for PostgreSQL or Redis.
+for PostgreSQL or Redis. Azurite's fixtures are in ``tests/azure_fixtures.py``.
+
+The tests come in three tiers, one directory each, whose ``conftest.py`` marks every test in
+it: ``unit`` (pure), ``integration`` (in process, on the real servers) and ``acceptance``
+(processes of ours). Fixtures both of the last two use live here.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,19 +24,37 @@ import pytest
 import redis
 from sqlalchemy import Engine
 
+from tests import factories
 from tests.factories import make_settings
-from worker import stack
+from worker.calls.finalize import finalize_call
 from worker.db import build_engine, dispose_engine
-from worker.schema import upgrade
-from worker.settings import ENV_PREFIX, Settings, get_settings
+from worker.dev import stack
+from worker.settings import ENV_PREFIX, Settings, get_client_settings, get_settings
+
+pytest_plugins = ["tests.azure_fixtures"]
 
 TEMPLATE = "callstore_template"
+TIERS = ("unit", "integration", "acceptance")
+SESSION_START = datetime.now(UTC)
 
 
 def pytest_configure(config: pytest.Config) -> None:
     # The tests build their settings explicitly; a developer's environment must not leak in.
     for key in [k for k in os.environ if k.startswith(ENV_PREFIX)]:
         del os.environ[key]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test outside the three tier directories would escape every fast loop's selection."""
+    untiered = [
+        item.nodeid
+        for item in items
+        if sum(item.get_closest_marker(tier) is not None for tier in TIERS) != 1
+    ]
+    if untiered:
+        raise pytest.UsageError(
+            f"tests outside tests/unit, tests/integration, tests/acceptance: {untiered}"
+        )
 
 
 @dataclass(frozen=True)
@@ -64,8 +87,17 @@ def pg_admin_url(stack_paths: stack.StackPaths) -> Iterator[str]:
 def template_database(pg_admin_url: str) -> str:
     stack.drop_database(pg_admin_url, TEMPLATE)
     url = stack.create_database(pg_admin_url, TEMPLATE)
-    upgrade("postgresql+psycopg://" + url.split("://", 1)[1], premake_months=3)
+    stack.migrate_database(url, premake_months=3)
     return TEMPLATE
+
+
+@pytest.fixture
+def empty_database(pg_admin_url: str) -> Iterator[Database]:
+    """A database made from nothing (not from the migrated template)."""
+    name = f"empty_{uuid.uuid4().hex[:12]}"
+    url = stack.create_database(pg_admin_url, name)
+    yield Database(name=name, url=url, admin_url=pg_admin_url)
+    stack.drop_database(pg_admin_url, name)
 
 
 @pytest.fixture
@@ -110,6 +142,17 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def calls(settings: Settings, engine: Engine) -> list[dict[str, Any]]:
+    """Five small calls finalized in the test's database, started an hour before the session
+    (the consistency checks, in process and through ``callstore check``)."""
+    start = SESSION_START - timedelta(hours=1)
+    bodies = [factories.small_payload(seed, start=start) for seed in range(1, 6)]
+    for body in bodies:
+        finalize_call(body, settings=settings, task_id="t", engine=engine)
+    return bodies
+
+
+@pytest.fixture
 def conn(database: Database) -> Iterator[psycopg.Connection[Any]]:
     """An autocommit connection for arranging and asserting on the test's database."""
     with database.connect(autocommit=True) as connection:
@@ -128,7 +171,9 @@ def configured(
         if key.startswith(ENV_PREFIX):
             monkeypatch.setenv(key, value)
     get_settings.cache_clear()
+    get_client_settings.cache_clear()
     dispose_engine()
     yield settings
     dispose_engine()
     get_settings.cache_clear()
+    get_client_settings.cache_clear()

@@ -1,6 +1,6 @@
 """Factories for tests: valid objects with overridable defaults.
 
-Payloads come from ``worker.simulate`` (the same generator the demo and benchmarks use), so a
+Payloads come from ``worker.dev.simulate`` (the same generator the demo and benchmarks use), so a
 test exercises realistic calls; ``payload(**overrides)`` changes any top-level field.
 """
 
@@ -11,8 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
-from worker.simulate import CallShape, simulate_call
 
 DEFAULT_START = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ def recorder(
     shape: CallShape | None = None,
     **options: Any,
 ) -> Any:
-    """A realistic recorded call (``worker.recorder.CallRecorder``), not yet finalized.
+    """A realistic recorded call (``worker.client.recorder.CallRecorder``), not yet finalized.
 
     It announces its start only when asked (``announce=True``): most tests have no broker.
     """

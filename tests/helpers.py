@@ -1,16 +1,11 @@
-"""Shared test helpers: waiting for outcomes (never sleeping) and real worker processes."""
+"""Shared test helpers: waiting for outcomes (never sleeping) and real worker processes
+(started by ``worker.dev.processes``, as the demo and the benchmarks start them)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,15 +18,18 @@ from sqlalchemy import Engine
 from models.base import PARTITIONED_TABLES
 from models.payload import CallPayload
 from tests import factories
+from worker.calls.child_tables import CALL_TABLES
+from worker.calls.finalize import partition_months
+from worker.calls.persist import build_rows, write_call
 from worker.db import raw_connection, session_scope
-from worker.finalize import partition_months
-from worker.partitions import ensure_partitions, existing_months, list_partitions
-from worker.persist import CHILD_COLUMNS, build_rows, write_call
-from worker.settings import ENV_PREFIX, Settings
+from worker.dev import processes
+from worker.dev.processes import CELERY as CELERY
+from worker.dev.processes import PROJECT_ROOT as PROJECT_ROOT
+from worker.dev.processes import settings_env as settings_env
+from worker.maintenance.partitions import ensure_partitions, existing_months, list_partitions
+from worker.settings import Settings
 
 T = TypeVar("T")
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CELERY = Path(sys.executable).with_name("celery")
 
 
 def wait_until(
@@ -50,71 +48,8 @@ def wait_until(
     return last
 
 
-def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
-    """A process environment carrying ``settings`` as ``CALLSTORE_*`` variables (and nothing
-    else of ours, so a developer's own variables never leak into a test)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    for name, value in settings.model_dump().items():
-        if value is None:
-            continue
-        if hasattr(value, "get_secret_value"):
-            value = value.get_secret_value()
-        env[ENV_PREFIX + name.upper()] = str(value)
-    env.update(extra)
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
-@dataclass
-class WorkerProcess:
-    """A real ``celery worker`` subprocess, with its log captured to a file."""
-
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    name: str
-    _log_handle: object = field(repr=False, default=None)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_ready(self, timeout: float = 60) -> None:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"worker {self.name} exited early:\n{self.log()[-4000:]}")
-            return " ready." in self.log()
-
-        wait_until(ready, timeout=timeout, what=f"worker {self.name} to be ready")
-
-    def pool_pids(self) -> list[int]:
-        """PIDs of the prefork pool processes (children of the main worker process)."""
-        try:
-            out = subprocess.run(
-                ["ps", "-o", "pid=", "--ppid", str(self.process.pid)],
-                capture_output=True,
-                text=True,
-                check=False,
-            ).stdout
-        except FileNotFoundError:  # pragma: no cover - ps is part of every test machine
-            return []
-        return [int(p) for p in out.split()]
-
-    def kill(self) -> None:
-        """SIGKILL the whole worker (main process and pool), as a crash would."""
-        for pid in [*self.pool_pids(), self.process.pid]:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        self.process.wait(timeout=30)
-
-    def stop(self, timeout: float = 30) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        handle = self._log_handle
-        if handle is not None:
-            handle.close()  # type: ignore[attr-defined]
+#: A real ``celery worker`` subprocess (``worker.dev.processes``), with its log in a file.
+WorkerProcess = processes.ManagedProcess
 
 
 def start_worker(
@@ -127,40 +62,27 @@ def start_worker(
     env: Mapping[str, str] | None = None,
     extra_args: Iterable[str] = (),
 ) -> WorkerProcess:
-    """Start ``celery -A worker.celery_app worker`` with ``settings``; returns once it is ready."""
-    log_path = log_dir / f"worker-{name}.log"
-    handle = log_path.open("wb")
-    command = [
-        str(CELERY), "-A", "worker.celery_app", "worker",
-        "--hostname", f"{name}@%h", "--queues", ",".join(queues),
-        "--concurrency", str(concurrency), "--pool", "prefork",
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO",
-        *extra_args,
-    ]  # fmt: skip
-    process = subprocess.Popen(
-        command,
-        cwd=PROJECT_ROOT,
+    """A worker with ``settings`` (and ``env`` on top); returns once it is ready."""
+    return processes.start_worker(
+        name,
         env=settings_env(settings, **(env or {})),
-        stdout=handle,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        log_dir=log_dir,
+        queues=queues,
+        concurrency=concurrency,
+        extra_args=extra_args,
+        ready_timeout=60,
     )
-    worker = WorkerProcess(process, log_path, name, handle)
-    worker.wait_ready()
-    return worker
 
 
 # -- what is stored of a call ----------------------------------------------------------------
-
-#: ``calls`` and every table that holds rows of a call (partitioned ones through their parent,
-#: so rows in detached or archived partitions do not count).
-CALL_TABLES: tuple[str, ...] = ("calls", *CHILD_COLUMNS)
 
 
 def stored_rows(
     conn: psycopg.Connection[Any], call_ids: Iterable[UUID]
 ) -> dict[UUID, dict[str, int]]:
-    """For each call, its row count per table (tables without rows left out)."""
+    """For each call, its row count per table (tables without rows left out). Partitioned
+    tables are read through their parent, so rows in detached or archived partitions do not
+    count."""
     ids = list(call_ids)
     found: dict[UUID, dict[str, int]] = {call_id: {} for call_id in ids}
     for table in CALL_TABLES:

@@ -1,12 +1,16 @@
-"""Hypothesis strategies for payload tests: arbitrary JSON and payloads broken on purpose."""
+"""Hypothesis strategies for payload tests: arbitrary JSON, payloads broken on purpose, and
+conversations in any script."""
 
 from __future__ import annotations
 
 import copy
+from datetime import timedelta, timezone
 from typing import Any
 
 from hypothesis import strategies as st
 
+from models.enums import MessageRole
+from models.payload import MAX_CALL_SPAN, MAX_CLOCK_SKEW
 from tests import factories
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
@@ -102,3 +106,45 @@ def malformed_payloads(draw: st.DrawFn) -> dict[str, Any] | Any:
     if mutation == "long_node":
         return _set(["messages", 0, "node_id"], "n" * 256)(body)
     return draw(json_values.filter(lambda v: not isinstance(v, dict)))
+
+
+#: Text PostgreSQL stores (UTF-8 without NUL), and pieces that tend to break text handling:
+#: emoji with modifiers and joiners, right-to-left scripts and marks, combining characters.
+stored_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30)
+tricky_text = st.sampled_from(
+    [
+        "🙂",
+        "👩🏽‍💻",
+        "🇨🇦",
+        "مرحبا بالعالم",
+        "שלום עולם",
+        "\u202bRTL\u202c",
+        "e\u0301",
+        "\n",
+        ": ",
+        "\\",
+    ]
+)
+message_content = st.lists(stored_text | tricky_text, max_size=4).map("".join)
+
+
+@st.composite
+def message_entries(draw: st.DrawFn, *, start: Any = factories.DEFAULT_START) -> dict[str, Any]:
+    """One ``messages`` entry of a payload that started at ``start``: any role, content, node
+    and turn; stamped anywhere the contract allows, with microseconds or without, at any UTC
+    offset (the instant is what is stored, not the offset)."""
+    seconds = draw(
+        st.integers(-int(MAX_CLOCK_SKEW.total_seconds()), int(MAX_CALL_SPAN.total_seconds()) - 1)
+    )
+    micros = draw(st.just(0) | st.integers(0, 999_999))
+    offset = timezone(timedelta(minutes=draw(st.integers(-14 * 60, 14 * 60))))
+    stamp = (start + timedelta(seconds=seconds, microseconds=micros)).astimezone(offset)
+    return {
+        "sequence": draw(st.integers(1, 40)),  # repeats on purpose: ties keep their order
+        "timestamp": stamp.isoformat(),
+        "role": draw(st.sampled_from([r.value for r in MessageRole])),
+        "content": draw(message_content),
+        "node_id": draw(st.none() | stored_text),
+        "turn_number": draw(st.none() | st.integers(0, 2**31 - 1)),
+        "was_interrupted": draw(st.booleans()),
+    }

@@ -1,1 +1,35 @@
-"""placeholder"""
+"""callstore's code, in rooms by audience. Start here.
+
+Where things are
+----------------
+* The runtime's client — what a voice runtime installs and imports: ``worker.client``
+  (``from worker.client import CallRecorder``). It buffers a call, hands it to Celery, and keeps
+  it on local disk (spool, outbox) while the broker cannot take it.
+* Where a call is validated: ``worker.calls.validation`` (against ``models.payload``, the
+  contract). Where it is written: ``worker.calls.persist``, in the one transaction
+  ``worker.calls.finalize`` opens; the task around it is ``tasks/calls.py``.
+* Where a call that cannot be stored goes: ``worker.calls.dead_letters`` (``failed_payloads``).
+* Beat's jobs: ``worker.maintenance`` (partitions, retention), ``worker.azure`` (the legacy
+  migration), ``worker.consistency`` (the checks); their shells are in ``tasks/``, their
+  schedule in ``beat_schedule.py``.
+* What operators watch: ``worker.monitoring`` (Prometheus, canary, Flower); what they type:
+  ``worker.cli`` and ``worker.commands`` (``callstore ...``).
+* Local tooling (embedded servers, demo, simulated and legacy data): ``worker.dev``.
+
+The platform, at this level: ``settings`` (``ClientSettings`` for the runtime, ``Settings`` for
+the workers), ``errors`` (the error tree), ``log``, ``db`` (engines, sessions, driver errors
+translated into the tree), ``jobs`` (periodic jobs that never run twice at once), ``durable``
+(files written to survive a crash), ``migrations`` (Alembic from Python), ``readahead``,
+``celery_app`` and ``cli``.
+
+Which way imports run (enforced by import contracts in ``pyproject.toml``)
+---------------------------------------------------------------------------
+* ``models`` imports nothing of ours; Alembic revisions import neither ``models`` nor ``worker``.
+* ``worker.client`` imports only the light platform (settings, errors, log, durable) and
+  ``models.payload``/``models.enums``: no database driver, no service, no worker code.
+* Services (``calls``, ``maintenance``, ``azure``, ``consistency``, ``monitoring``) import
+  neither Celery nor typer/rich nor ``commands`` nor ``dev``; they take what they need
+  (a ``send`` callable, settings, a connection) as arguments.
+* Only the roots — ``tasks``, ``worker.celery_app``, ``worker.cli``, ``worker.commands`` —
+  import Celery tasks. Production code never imports ``worker.dev``.
+"""

@@ -25,7 +25,7 @@ Around every task, ``task_id``, ``task`` and (for a call) ``call_id`` are bound 
 context, so every line the task writes carries them. Every message this app sends (retries
 included) shows ``<call ID revision N>`` or a count instead of its arguments, so no call
 content reaches a log line, a task event or Flower. Loaded by ``celery ... flower``, the app
-configures Flower from the settings first (``worker/flower.py``).
+configures Flower from the settings first (``worker/monitoring/flower.py``).
 """
 
 from __future__ import annotations
@@ -41,13 +41,13 @@ from kombu import Queue  # type: ignore[attr-defined]
 
 import beat_schedule
 from tasks import TASK_MODULES
-from worker.canary import CANARY_TASK, SENT_AT_HEADER
+from worker.calls.dead_letters import call_id_of
+from worker.client.publisher import arguments_repr, keywords_repr
+from worker.client.queues import QUEUES
 from worker.db import dispose_engine
-from worker.dead_letter import call_id_of
-from worker.flower import FlowerConfigError, configure_flower
 from worker.log import configure_logging
-from worker.publisher import arguments_repr, keywords_repr
-from worker.queues import QUEUES
+from worker.monitoring.canary import CANARY_TASK, SENT_AT_HEADER
+from worker.monitoring.flower import FlowerConfigError, configure_flower
 from worker.settings import Settings, settings_or_exit
 
 TASK_ROUTES = {

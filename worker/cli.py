@@ -1,8 +1,14 @@
-"""``callstore``: the operator's command line. Each group lives in ``worker/commands/``."""
+"""``callstore``: the operator's command line. Each group lives in ``worker/commands/``.
+
+Commands let callstore's errors (``worker.errors``) through; ``main`` turns each into one line an
+operator can act on, with no traceback: exit status 2 for a wrong setting (the line every entry
+point prints, see ``worker.settings``), 1 for the rest (an outage, a refused operation).
+"""
 
 from __future__ import annotations
 
 import typer
+from rich.markup import escape
 
 from worker.commands import (
     check,
@@ -16,7 +22,7 @@ from worker.commands import (
     stack,
 )
 from worker.commands.common import err_console
-from worker.errors import BrokerUnavailable, DatabaseUnavailable
+from worker.errors import CallstoreError, ConfigurationError
 
 app = typer.Typer(
     name="callstore",
@@ -39,7 +45,11 @@ app.command("check")(check.command)
 def main() -> None:
     try:
         app()
-    except (DatabaseUnavailable, BrokerUnavailable) as error:
-        # An outage, not a bug: one line an operator can act on, no traceback.
-        err_console.print(f"[bold red]error:[/] {error}", highlight=False, soft_wrap=True)
-        raise SystemExit(1) from None
+    except CallstoreError as error:
+        # A wrong setting reads as it does from every entry point (``worker.settings``).
+        wrong_setting = isinstance(error, ConfigurationError)
+        prefix = "callstore:" if wrong_setting else "error:"
+        err_console.print(
+            f"[bold red]{prefix}[/] {escape(str(error))}", highlight=False, soft_wrap=True
+        )
+        raise SystemExit(2 if wrong_setting else 1) from None

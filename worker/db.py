@@ -1,4 +1,5 @@
-"""Database access: one lazily created engine per process, and the transaction scope.
+"""Database access: one lazily created engine per process, the transaction scope, and the one
+place driver errors are translated into callstore's error tree (``worker.errors``).
 
 No engine exists at import time. Celery's prefork pool forks worker children from a parent
 that may have touched the database; a pool inherited across a fork shares sockets between
@@ -15,11 +16,76 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import errors as pg_errors
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlmodel import Session
 
-from worker.errors import translate_database_errors
+from worker.errors import (
+    CallstoreError,
+    ConcurrencyConflict,
+    ConstraintViolation,
+    DatabaseUnavailable,
+    PartitionMissing,
+)
 from worker.settings import Settings, get_settings
+
+_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+
+_CONFLICT_ERRORS: tuple[type[Exception], ...] = (
+    pg_errors.SerializationFailure,
+    pg_errors.DeadlockDetected,
+    pg_errors.LockNotAvailable,
+    pg_errors.QueryCanceled,
+)
+
+
+def classify(error: BaseException) -> CallstoreError | None:
+    """Our error for a driver ``error``, or None when it is not a database error we know."""
+    original: BaseException = error
+    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
+        original = error.orig
+    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
+        return DatabaseUnavailable(_message(original))
+    if not isinstance(original, psycopg.Error):
+        if isinstance(error, sa_exc.TimeoutError):
+            return DatabaseUnavailable(f"connection pool exhausted: {error}")
+        return None
+    message = _message(original)
+    if isinstance(original, pg_errors.CheckViolation) and "no partition of relation" in message:
+        return PartitionMissing(message)
+    if isinstance(original, _CONFLICT_ERRORS):
+        return ConcurrencyConflict(message)
+    sqlstate = original.sqlstate or ""
+    if isinstance(original, psycopg.OperationalError) and not sqlstate:
+        return DatabaseUnavailable(message)
+    if sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
+        return DatabaseUnavailable(message)
+    if isinstance(original, psycopg.IntegrityError | psycopg.DataError):
+        return ConstraintViolation(message)
+    if isinstance(original, psycopg.InterfaceError):
+        return DatabaseUnavailable(message)
+    return None
+
+
+@contextmanager
+def translate_database_errors() -> Iterator[None]:
+    """Re-raise known driver errors as callstore errors; let anything else through unchanged."""
+    try:
+        yield
+    except CallstoreError:
+        raise
+    except (psycopg.Error, sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
+        translated = classify(error)
+        if translated is None:
+            raise
+        raise translated from error
+
+
+def _message(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
 
 _lock = threading.Lock()
 _engine: Engine | None = None

@@ -1,6 +1,4 @@
-"""The error tree of callstore, and the one place driver errors are translated into it.
-
-Tasks decide what to do from the class alone:
+"""The error tree of callstore. Tasks and the CLI decide what to do from the class alone:
 
 * ``PermanentError`` — retrying cannot help (invalid payload, violated constraint): the payload
   goes to the dead-letter table at once.
@@ -8,20 +6,23 @@ Tasks decide what to do from the class alone:
   conflict, lock timeout): retried with exponential backoff and jitter.
 * ``DatabaseUnavailable`` — a transient error during which not even the dead-letter table can be
   written, so the payload must stay in the queue (or the runtime's spool) until PostgreSQL is back.
+* ``ConfigurationError`` — a setting is wrong or missing; nothing works until an operator fixes it.
+
+Only the tree lives here, with no third-party import, so the runtime client can raise and catch
+these classes without loading a database driver; driver errors are translated where the engine is
+(``worker.db.translate_database_errors``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
-import psycopg
-from psycopg import errors as pg_errors
-from sqlalchemy import exc as sa_exc
-
 
 class CallstoreError(Exception):
     """Base of every error callstore raises on purpose."""
+
+
+class ConfigurationError(CallstoreError):
+    """A ``CALLSTORE_*`` setting is missing or invalid; the message names each variable, never
+    its value (``worker.settings.describe_error``)."""
 
 
 class PermanentError(CallstoreError):
@@ -81,60 +82,3 @@ class AzureRefused(PermanentError):
 
 class MigrationNotConfigured(PermanentError):
     """The Azure migration needs ``CALLSTORE_AZURE_CONNECTION_STRING``."""
-
-
-_UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
-
-_CONFLICT_ERRORS: tuple[type[Exception], ...] = (
-    pg_errors.SerializationFailure,
-    pg_errors.DeadlockDetected,
-    pg_errors.LockNotAvailable,
-    pg_errors.QueryCanceled,
-)
-
-
-def classify(error: BaseException) -> CallstoreError | None:
-    """Our error for a driver ``error``, or None when it is not a database error we know."""
-    original: BaseException = error
-    if isinstance(error, sa_exc.DBAPIError) and error.orig is not None:
-        original = error.orig
-    if isinstance(error, sa_exc.DBAPIError) and error.connection_invalidated:
-        return DatabaseUnavailable(_message(original))
-    if not isinstance(original, psycopg.Error):
-        if isinstance(error, sa_exc.TimeoutError):
-            return DatabaseUnavailable(f"connection pool exhausted: {error}")
-        return None
-    message = _message(original)
-    if isinstance(original, pg_errors.CheckViolation) and "no partition of relation" in message:
-        return PartitionMissing(message)
-    if isinstance(original, _CONFLICT_ERRORS):
-        return ConcurrencyConflict(message)
-    sqlstate = original.sqlstate or ""
-    if isinstance(original, psycopg.OperationalError) and not sqlstate:
-        return DatabaseUnavailable(message)
-    if sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
-        return DatabaseUnavailable(message)
-    if isinstance(original, psycopg.IntegrityError | psycopg.DataError):
-        return ConstraintViolation(message)
-    if isinstance(original, psycopg.InterfaceError):
-        return DatabaseUnavailable(message)
-    return None
-
-
-@contextmanager
-def translate_database_errors() -> Iterator[None]:
-    """Re-raise known driver errors as callstore errors; let anything else through unchanged."""
-    try:
-        yield
-    except CallstoreError:
-        raise
-    except (psycopg.Error, sa_exc.DBAPIError, sa_exc.TimeoutError) as error:
-        translated = classify(error)
-        if translated is None:
-            raise
-        raise translated from error
-
-
-def _message(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return text[0] if text else type(error).__name__

@@ -13,22 +13,42 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
 
-from worker.errors import translate_database_errors
+from worker.db import translate_database_errors
 from worker.log import get_logger
 from worker.settings import Settings
 
 log = get_logger("callstore.jobs")
 
 
-def lock_key(job: str) -> int:
+class JobName(StrEnum):
+    """Every job recorded in ``job_runs``. The values are stored there, keyed into advisory
+    locks and exported as the ``job`` label of ``callstore_beat_job_last_success_age_seconds``,
+    so they never change."""
+
+    ROTATE_PARTITIONS = "rotate_partitions"
+    ENFORCE_RETENTION = "enforce_retention"
+    FLUSH_SPOOL = "flush_spool"
+    CONSISTENCY_CHECK = "consistency.check"
+    MIGRATION = "migration"
+    #: Recorded by the canary's round trip (``worker.monitoring.canary``), never locked.
+    CANARY = "canary"
+
+
+#: ``progress(**counts)``: where a long run is, called as it goes (a task's state in Flower,
+#: the CLI's running count). Each job names its own counts (e.g. ``phase``, ``batches``).
+Progress = Callable[..., None]
+
+
+def lock_key(job: JobName) -> int:
     """A stable signed 64-bit advisory-lock key for ``job``."""
     digest = hashlib.sha256(f"callstore.job.{job}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -38,8 +58,21 @@ def lock_key(job: str) -> int:
 class JobRunContext:
     """Handed to the job body: it fills ``details`` with what the run did."""
 
-    job: str
+    job: JobName
     details: dict[str, Any] = field(default_factory=dict)
+    error: BaseException | None = None
+
+    def fail(self, error: BaseException) -> None:
+        """Record the run as failed with ``error`` without raising it: for a run that did what
+        it could and returns a report of the rest (retention), so its caller still sees it."""
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """What a job's run returns when another run of it held the lock: nothing was done."""
+
+    job: JobName
 
 
 _RECORD = """
@@ -58,7 +91,7 @@ UPDATE job_runs SET last_status = %(status)s, last_finished_at = now(),
 
 
 @contextmanager
-def exclusive_job(settings: Settings, job: str) -> Iterator[JobRunContext | None]:
+def exclusive_job(settings: Settings, job: JobName) -> Iterator[JobRunContext | None]:
     """Run the body only if no other run of ``job`` holds its lock; yields None when skipped.
 
     The body does its own (short) transactions; this context only holds the lock and records
@@ -93,7 +126,8 @@ def exclusive_job(settings: Settings, job: str) -> Iterator[JobRunContext | None
             _finish(conn, context, "failed", started, error)
             raise
         else:
-            _finish(conn, context, "succeeded", started, None)
+            status = "succeeded" if context.error is None else "failed"
+            _finish(conn, context, status, started, context.error)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (lock_key(job),))
 

@@ -23,7 +23,7 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, Processor
 
-from worker.settings import Settings
+from worker.settings import ClientSettings
 
 #: Keys whose values never reach a log line (secrets, personal data, call content).
 REDACTED_KEYS = frozenset(
@@ -65,7 +65,7 @@ _KEY_VALUE_SECRET = re.compile(
 _PHONE = re.compile(r"(?<![\w+])\+\d{8,15}\b")
 #: Where Celery's lines about a refused or undecodable message start quoting the message body.
 _MESSAGE_BODY_MARKERS = ("The full contents of the message body was", "\nbody: ")
-#: How ``worker.publisher.payload_repr`` shows a call in task arguments.
+#: How ``worker.client.publisher.payload_repr`` shows a call in task arguments.
 _CALL_REPR = re.compile(r"<call (?P<call_id>[0-9a-f-]{36}) revision \d+>")
 
 
@@ -144,7 +144,7 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
-def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+def configure_logging(settings: ClientSettings, *, stream: Any = None) -> None:
     """Route structlog and the standard library through one formatter on stderr."""
     shared = _shared_processors()
     renderer: Processor

@@ -1,8 +1,12 @@
-"""The one settings object of callstore, read from ``CALLSTORE_*`` variables and ``.env``.
+"""The settings of callstore, read from ``CALLSTORE_*`` variables and ``.env``.
 
-Every process (worker, beat, CLI, runtime client) reads configuration here and nowhere else.
-Secrets are ``SecretStr`` so they never appear in a repr, a log line or a traceback. A wrong or
-missing value stops the process with one line that names the variable (``settings_or_exit``).
+Every process (worker, beat, CLI, runtime client) reads configuration here and nowhere else, in
+one of two shapes: ``ClientSettings`` holds what the call runtime's client (``worker.client``)
+needs, and nothing that requires a database, so a runtime host sets only the broker;
+``Settings`` extends it with everything the workers, beat and the CLI need. Secrets are
+``SecretStr`` so they never appear in a repr, a log line or a traceback. A wrong or missing value
+raises ``ConfigurationError`` with one line that names the variable; entry points outside the
+CLI stop with that line (``settings_or_exit``).
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from __future__ import annotations
 import sys
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Literal, NoReturn
+from typing import Annotated, Literal, NoReturn, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from worker.errors import ConfigurationError
 
 ENV_PREFIX = "CALLSTORE_"
 
@@ -26,8 +32,11 @@ _DATABASE_SCHEMES = ("postgresql", "postgresql+psycopg", "postgres")
 _BROKER_SCHEMES = ("redis", "rediss", "redis+socket")
 
 
-class Settings(BaseSettings):
-    """Configuration of every callstore process. Field ``x`` is variable ``CALLSTORE_X``."""
+class ClientSettings(BaseSettings):
+    """What the runtime client reads: the broker, the spool and the hand-off's limits, logging.
+
+    Field ``x`` is variable ``CALLSTORE_X``.
+    """
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -36,11 +45,40 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    database_url: SecretStr = Field(
-        description="PostgreSQL URL (postgresql://user:password@host:port/db, or ?host=/socket/dir).",
-    )
     broker_url: SecretStr = Field(
         description="Redis URL of the Celery broker (redis://, rediss:// or redis+socket:///path).",
+    )
+    #: Payloads at least this large are sent zlib-compressed (see docs/benchmarks.md).
+    compress_min_bytes: Annotated[int, Field(ge=0)] = 256 * 1024
+
+    spool_dir: Path = Path(".callstore/spool")
+    #: Seconds an unacknowledged message stays invisible before Redis hands it to another worker.
+    #: Must exceed the longest task (docs/operations.md); it also bounds how long a task whose
+    #: worker was SIGKILLed waits before it is delivered again. Producers set it too: kombu's
+    #: Redis transport reads it on both sides.
+    broker_visibility_timeout: Annotated[int, Field(ge=1, le=86400)] = 900
+    #: A published call not settled by a worker after this long is published again from the
+    #: runtime's outbox (then after twice as long, and so on): it covers the broker's loss window
+    #: (worker/client/settlement.py). Keep it well above the visibility timeout.
+    outbox_redeliver_seconds: Annotated[float, Field(gt=0)] = 1800.0
+    #: How long ``CallRecorder`` tries the broker before spooling the payload locally.
+    publish_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+
+    log_format: Literal["json", "console"] = "console"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _broker_scheme(cls, value: SecretStr) -> SecretStr:
+        _require_scheme(value.get_secret_value(), _BROKER_SCHEMES)
+        return value
+
+
+class Settings(ClientSettings):
+    """Configuration of the workers, beat and the CLI: the client's settings and the rest."""
+
+    database_url: SecretStr = Field(
+        description="PostgreSQL URL (postgresql://user:password@host:port/db, or ?host=/socket/dir).",
     )
     azure_connection_string: SecretStr | None = Field(
         default=None, description="Connection string of the legacy Azure Storage account."
@@ -57,20 +95,6 @@ class Settings(BaseSettings):
     retention_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 500
     partition_premake_months: Annotated[int, Field(ge=0, le=36)] = 3
     max_payload_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
-    #: Payloads at least this large are sent zlib-compressed (see docs/benchmarks.md).
-    compress_min_bytes: Annotated[int, Field(ge=0)] = 256 * 1024
-
-    spool_dir: Path = Path(".callstore/spool")
-    #: Seconds an unacknowledged message stays invisible before Redis hands it to another worker.
-    #: Must exceed the longest task (docs/operations.md); it also bounds how long a task whose
-    #: worker was SIGKILLed waits before it is delivered again.
-    broker_visibility_timeout: Annotated[int, Field(ge=1, le=86400)] = 900
-    #: A published call not settled by a worker after this long is published again from the
-    #: runtime's outbox (then after twice as long, and so on): it covers the broker's loss window
-    #: (worker/settlement.py). Keep it well above the visibility timeout.
-    outbox_redeliver_seconds: Annotated[float, Field(gt=0)] = 1800.0
-    #: How long ``CallRecorder`` tries the broker before spooling the payload locally.
-    publish_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
 
     finalize_max_retries: Annotated[int, Field(ge=0, le=100)] = 8
     finalize_retry_backoff_max: Annotated[int, Field(ge=1, le=3600)] = 60
@@ -91,8 +115,6 @@ class Settings(BaseSettings):
     #: A spool file this old means a finalized call is not reaching the broker.
     check_spool_age_seconds: Annotated[int, Field(ge=1)] = 600
 
-    log_format: Literal["json", "console"] = "console"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     #: Flower's users, ``user:password`` pairs separated by commas (Flower's own format).
     flower_basic_auth: SecretStr | None = None
     #: Let Flower run without ``CALLSTORE_FLOWER_BASIC_AUTH`` (e.g. behind an authenticating
@@ -107,12 +129,6 @@ class Settings(BaseSettings):
     @classmethod
     def _database_scheme(cls, value: SecretStr) -> SecretStr:
         _require_scheme(value.get_secret_value(), _DATABASE_SCHEMES)
-        return value
-
-    @field_validator("broker_url")
-    @classmethod
-    def _broker_scheme(cls, value: SecretStr) -> SecretStr:
-        _require_scheme(value.get_secret_value(), _BROKER_SCHEMES)
         return value
 
     @property
@@ -138,10 +154,29 @@ def _require_scheme(url: str, schemes: tuple[str, ...]) -> None:
         raise ValueError(f"scheme {shown!r} is not one of {', '.join(schemes)}")
 
 
+_Loaded = TypeVar("_Loaded", bound=ClientSettings)
+
+
+def _load(kind: type[_Loaded]) -> _Loaded:
+    try:
+        return kind()
+    except ValidationError as error:
+        # ``from None``: pydantic's own message quotes the input, which may be a secret.
+        raise ConfigurationError(describe_error(error)) from None
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once. Tests build ``Settings(...)`` directly instead."""
-    return Settings()
+    """The process-wide settings, read once; ``ConfigurationError`` when one is wrong. Tests
+    build ``Settings(...)`` directly instead."""
+    return _load(Settings)
+
+
+@lru_cache(maxsize=1)
+def get_client_settings() -> ClientSettings:
+    """The runtime client's settings, read once: they require no database; ``ConfigurationError``
+    when one is wrong."""
+    return _load(ClientSettings)
 
 
 def describe_error(error: ValidationError) -> str:
@@ -159,11 +194,12 @@ def describe_error(error: ValidationError) -> str:
 
 
 def settings_or_exit() -> Settings:
-    """``get_settings()``, or one clear line on stderr and exit status 2 when it is wrong."""
+    """``get_settings()``, or one clear line on stderr and exit status 2 when it is wrong: for
+    the entry points that are not the CLI (worker, beat, Alembic), which has its own handler."""
     try:
         return get_settings()
-    except ValidationError as error:
-        _exit_with(describe_error(error))
+    except ConfigurationError as error:
+        _exit_with(str(error))
 
 
 def _exit_with(message: str) -> NoReturn:

@@ -1,9 +1,13 @@
 """Initial schema: the call store (seed 001), the migrated Azure data (seed 000), dead letters.
 
-Beyond what autogenerate sees, this revision enables ``vector``, installs the ``set_updated_at``
-trigger on every table with ``updated_at``, and makes the monthly partitions for the current
-month plus ``CALLSTORE_PARTITION_PREMAKE_MONTHS`` ahead with ``worker.partitions`` (the same
-function the beat rotation task runs), instead of pre-creating years of empty partitions.
+Beyond what autogenerate sees, this revision enables ``vector`` and installs the
+``set_updated_at`` trigger on every table with ``updated_at``. It makes no monthly partition:
+the partition rotation makes them after ``alembic upgrade`` (``callstore partitions ensure``,
+the compose ``migrate`` service, ``callstore stack up``, and beat from then on), so what this
+revision does never depends on the code or the clock of the day it runs.
+
+A revision is frozen: it imports nothing from ``models`` or ``worker``, whose later edits would
+silently change what it does on a fresh database.
 
 Revision ID: 0001
 Revises:
@@ -11,7 +15,6 @@ Create Date: 2026-11-23 11:28:30.002085+00:00
 """
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from pgvector.sqlalchemy import Vector
@@ -19,14 +22,25 @@ from psycopg import sql
 from sqlalchemy.dialects import postgresql
 
 from alembic import op
-from models.base import UPDATED_AT_TABLES
-from worker.partitions import ensure_horizon
 
 revision: str = "0001"
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: The tables with ``updated_at`` at this revision, frozen here (``models.base.UPDATED_AT_TABLES``
+#: may grow; a later revision installs the trigger on a table it adds).
+UPDATED_AT_TABLES: tuple[str, ...] = (
+    "calls",
+    "call_transcripts",
+    "call_analysis",
+    "customers",
+    "organizations",
+    "behavioral_tactics",
+    "system_prompts",
+    "agent_configs",
+    "failed_payloads",
+)
 
 SET_UPDATED_AT = """
 CREATE OR REPLACE FUNCTION set_updated_at() RETURNS trigger
@@ -39,16 +53,6 @@ $$
 """
 
 
-def _premake_months() -> int:
-    config = op.get_context().config
-    configured = config.attributes.get("partition_premake_months") if config else None
-    if configured is not None:
-        return int(configured)
-    from worker.settings import settings_or_exit
-
-    return settings_or_exit().partition_premake_months
-
-
 def upgrade() -> None:
     op.execute("CREATE EXTENSION IF NOT EXISTS vector")
     op.execute(SET_UPDATED_AT)
@@ -59,10 +63,6 @@ def upgrade() -> None:
             " FOR EACH ROW EXECUTE FUNCTION set_updated_at()"
         ).format(trigger=sql.Identifier(f"{table}_set_updated_at"), table=sql.Identifier(table))
         op.execute(trigger.as_string())
-    if not op.get_context().as_sql:
-        connection = op.get_bind().connection.driver_connection
-        assert connection is not None
-        ensure_horizon(connection, today=datetime.now(UTC).date(), months_ahead=_premake_months())
 
 
 def _create_tables() -> None:

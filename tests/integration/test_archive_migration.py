@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from tests.conftest import Database
-from worker.schema import downgrade, upgrade
+from worker.migrations import downgrade, upgrade
 
 
 def _has_archive_schema(conn: psycopg.Connection[Any]) -> bool:
@@ -22,7 +22,7 @@ def test_downgrade_and_upgrade_again(database: Database, conn: psycopg.Connectio
     assert not _has_archive_schema(conn)
     row = conn.execute("SELECT to_regclass('archived_partitions')").fetchone()
     assert row == (None,)
-    upgrade(database.sqlalchemy_url, premake_months=0)
+    upgrade(database.sqlalchemy_url)
     assert _has_archive_schema(conn)
 
 

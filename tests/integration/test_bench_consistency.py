@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from bench import consistency
 
 TINY = consistency.Sizes(calls=60, templates=20, damaged=4, azure_calls=30, differing=2)
 
 
-@pytest.mark.integration
 def test_the_benchmark_finds_exactly_what_it_damaged(tmp_path: Path) -> None:
     results = consistency.run(sizes=TINY, workdir=tmp_path)
     store, azure = results["store"], results["azure"]

@@ -1,38 +1,24 @@
-"""The consistency checks find each injected class of damage, precisely, and repair what they can."""
+"""The consistency checks find each injected class of damage, precisely, and repair what they can.
+
+``callstore check`` as a process (exit codes, dry run, repair) is in
+``tests/acceptance/test_consistency_cli.py``; the ``calls`` fixture is in ``tests/conftest.py``."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
-import pytest
 from psycopg import sql
-from sqlalchemy import Engine
 
-from tests import factories
-from tests.helpers import settings_env
+from worker.client.spool import Spool
 from worker.consistency.runner import run_checks
-from worker.finalize import finalize_call
-from worker.partitions import add_months, month_start, partition_name
+from worker.maintenance.partitions import add_months, month_start, partition_name
 from worker.settings import Settings
-from worker.spool import Spool
 
-CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 NOW = datetime.now(UTC)
-
-
-@pytest.fixture
-def calls(settings: Settings, engine: Engine) -> list[dict[str, Any]]:
-    bodies = [factories.small_payload(seed, start=NOW - timedelta(hours=1)) for seed in range(1, 6)]
-    for body in bodies:
-        finalize_call(body, settings=settings, task_id="t", engine=engine)
-    return bodies
 
 
 def _found(settings: Settings, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
@@ -146,55 +132,3 @@ def test_incremental_runs_examine_only_what_changed(
     assert [(d.kind, d.keys["call_id"]) for d in second.discrepancies] == [
         ("summary_mismatch", calls[0]["call_id"])
     ]
-
-
-def _cli(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [CALLSTORE, "check", *args],
-        env=settings_env(settings, COLUMNS="250"),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-
-
-def test_cli_exit_codes_dry_run_and_repair(
-    settings: Settings, calls: list[dict[str, Any]], conn: psycopg.Connection[Any], tmp_path: Path
-) -> None:
-    clean = _cli(settings, tmp_path, "--full")
-    assert clean.returncode == 0, clean.stdout + clean.stderr
-
-    victim = calls[0]["call_id"]
-    conn.execute("UPDATE calls SET total_llm_tokens = 1 WHERE call_id = %s", (victim,))
-    conn.execute("DELETE FROM call_transcripts WHERE call_id = %s", (calls[1]["call_id"],))
-    found = _cli(settings, tmp_path, "--full", "--json")
-    assert found.returncode == 1
-    assert victim in found.stdout and "missing_transcript" in found.stdout
-
-    dry = _cli(settings, tmp_path, "--full", "--repair")
-    assert dry.returncode == 1 and "would repair" in dry.stderr
-    assert conn.execute(
-        "SELECT total_llm_tokens FROM calls WHERE call_id = %s", (victim,)
-    ).fetchone() == (1,)
-
-    fixed = _cli(settings, tmp_path, "--full", "--repair", "--no-dry-run")
-    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
-    assert "repaired: recomputed the summaries of 1 call(s)" in fixed.stderr
-    assert _cli(settings, tmp_path, "--full").returncode == 0
-
-    history = _cli(settings, tmp_path, "--history", "--json")
-    assert history.returncode == 0 and '"discrepancies"' in history.stdout
-
-
-def test_cli_says_why_it_could_not_run(settings: Settings, tmp_path: Path) -> None:
-    broken = settings.model_copy(
-        update={
-            "database_url": settings.database_url.__class__(
-                "postgresql://nobody@/nowhere?host=/nonexistent"
-            )
-        }
-    )
-    result = _cli(broken, tmp_path)
-    assert result.returncode == 2
-    assert "check could not run" in result.stderr

@@ -9,7 +9,7 @@ from psycopg import sql
 from sqlalchemy import Engine
 
 from tests import factories
-from worker.finalize import FinalizeOutcome, finalize_call
+from worker.calls.finalize import FinalizeOutcome, finalize_call
 from worker.settings import Settings
 
 

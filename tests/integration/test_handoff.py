@@ -8,8 +8,8 @@ import time
 import redis
 
 from tests import factories
+from worker.client.spool import Spool
 from worker.settings import Settings
-from worker.spool import Spool
 
 
 def test_a_slow_broker_does_not_stall_the_event_loop(

@@ -14,9 +14,7 @@ from typer.testing import CliRunner
 from models.base import PARTITIONED_TABLES
 from tests.helpers import assert_whole_or_gone, drop_all_partitions, store_call
 from worker.cli import app
-from worker.jobs import exclusive_job
-from worker.partitions import ROTATION_JOB
-from worker.retention import JOB as RETENTION_JOB
+from worker.jobs import JobName, exclusive_job
 from worker.settings import Settings
 
 runner = CliRunner()
@@ -96,22 +94,22 @@ def test_a_second_run_skips_while_the_first_holds_the_lock(
 ) -> None:
     from tasks import maintenance
 
-    with exclusive_job(configured, RETENTION_JOB) as held:
+    with exclusive_job(configured, JobName.ENFORCE_RETENTION) as held:
         assert held is not None
         result = _invoke("retention", "run", "--now", "2027-12-20")
         assert result.exit_code == 1
         assert "another retention run holds the lock" in result.output
         assert maintenance.enforce_retention() == maintenance.SKIPPED
         row = conn.execute(
-            "SELECT last_status FROM job_runs WHERE job = %s", (RETENTION_JOB,)
+            "SELECT last_status FROM job_runs WHERE job = %s", (JobName.ENFORCE_RETENTION,)
         ).fetchone()
         assert row == ("skipped",)
-    with exclusive_job(configured, ROTATION_JOB) as held:
+    with exclusive_job(configured, JobName.ROTATE_PARTITIONS) as held:
         assert held is not None
         assert maintenance.rotate_partitions() == maintenance.SKIPPED
         assert _invoke("partitions", "ensure").exit_code == 1
     rows = dict(conn.execute("SELECT job, last_status FROM job_runs").fetchall())
-    assert rows == {RETENTION_JOB: "succeeded", ROTATION_JOB: "succeeded"}
+    assert rows == {JobName.ENFORCE_RETENTION: "succeeded", JobName.ROTATE_PARTITIONS: "succeeded"}
 
 
 def test_the_task_shells_run_their_services(
@@ -129,9 +127,9 @@ def test_the_task_shells_run_their_services(
     assert flushed["sent"] == 0
     rows = dict(conn.execute("SELECT job, last_status FROM job_runs").fetchall())
     assert rows == {
-        ROTATION_JOB: "succeeded",
-        RETENTION_JOB: "succeeded",
-        "flush_spool": "succeeded",
+        JobName.ROTATE_PARTITIONS: "succeeded",
+        JobName.ENFORCE_RETENTION: "succeeded",
+        JobName.FLUSH_SPOOL: "succeeded",
     }
 
 

@@ -20,9 +20,11 @@ from tests.helpers import (
     orphan_rows,
     store_call,
 )
-from worker import archive
-from worker.partitions import add_months, month_range, rotate_partitions
-from worker.retention import RetentionPolicy, cutoff, enforce_retention, first_kept_month
+from worker.maintenance import archive
+from worker.maintenance.partitions import add_months, month_range
+from worker.maintenance.retention import enforce_retention
+from worker.maintenance.retention_rules import RetentionPolicy, cutoff, first_kept_month
+from worker.maintenance.rotation import rotate_partitions
 
 FIRST = date(2025, 6, 1)
 STEPS = 26

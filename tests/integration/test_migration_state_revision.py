@@ -11,8 +11,8 @@ from sqlalchemy import create_engine, pool
 
 from models.tables import metadata
 from tests.conftest import Database
-from worker.partitions import parse_partition_name
-from worker.schema import downgrade, upgrade
+from worker.maintenance.partitions import parse_partition_name
+from worker.migrations import downgrade, upgrade
 
 TABLES = ("migration_checkpoints", "migration_rejects")
 

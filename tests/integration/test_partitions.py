@@ -17,8 +17,9 @@ import pytest
 
 from models.base import PARTITIONED_TABLES
 from tests.conftest import Database
-from worker.errors import PartitionMissing, translate_database_errors
-from worker.partitions import (
+from worker.db import translate_database_errors
+from worker.errors import PartitionMissing
+from worker.maintenance.partitions import (
     ensure_horizon,
     ensure_partitions,
     horizon,

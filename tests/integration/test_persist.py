@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 from models.enums import MetricType
 from models.payload import TIME_METRICS, CallPayload
 from tests import factories
-from worker.finalize import FinalizeOutcome, finalize_call, partition_guard
-from worker.partitions import existing_months
+from worker.calls.finalize import FinalizeOutcome, finalize_call
+from worker.calls.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS, stored_values
+from worker.maintenance.partition_cache import partition_guard
+from worker.maintenance.partitions import existing_months
 from worker.settings import Settings
-from worker.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS, stored_values
 
 
 def _rows(

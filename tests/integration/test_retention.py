@@ -1,15 +1,12 @@
 """Retention on a real PostgreSQL: calls on both sides of the cutoff and calls spanning it,
 archive and grace period, exports verified before the drop, interrupted runs finished by the
-next one. A call is always either whole or gone."""
+next one. A call is always either whole or gone. A ``callstore retention run`` killed midway is
+in ``tests/acceptance/test_retention_killed.py``."""
 
 from __future__ import annotations
 
 import gzip
 import json
-import os
-import signal
-import subprocess
-import sys
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -23,27 +20,25 @@ from sqlalchemy import Engine
 
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
+from tests.catalog import archive_tables
 from tests.conftest import Database
 from tests.helpers import (
     assert_whole_or_gone,
     attached_months,
     drop_all_partitions,
     orphan_rows,
-    settings_env,
     store_call,
-    wait_until,
 )
-from worker import archive, retention
 from worker.errors import ExportMismatch
-from worker.partitions import (
-    ARCHIVE_SCHEMA,
+from worker.maintenance import archive, retention
+from worker.maintenance.partitions import (
     detach_concurrently,
     detached_tables,
     list_partitions,
-    rotate_partitions,
 )
-from worker.retention import RetentionPolicy, enforce_retention, plan_retention
-from worker.settings import Settings
+from worker.maintenance.retention import enforce_retention, plan_retention
+from worker.maintenance.retention_rules import RetentionPolicy
+from worker.maintenance.rotation import rotate_partitions
 
 NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)  # cutoff 2026-03-15 12:00, months < 2026-03 expire
 POLICY = RetentionPolicy(retention_days=365, grace_days=7)
@@ -93,14 +88,6 @@ def _check(
     assert orphan_rows(conn) == {}
 
 
-def _archive_tables(conn: psycopg.Connection[Any]) -> list[str]:
-    rows = conn.execute(
-        "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY tablename",
-        (ARCHIVE_SCHEMA,),
-    ).fetchall()
-    return [row[0] for row in rows]
-
-
 def _expired_names() -> list[str]:
     return sorted(f"{t}_{m:%Y_%m}" for t in PARTITIONED_TABLES for m in EXPIRED_MONTHS)
 
@@ -118,7 +105,7 @@ def test_expired_calls_go_whole_and_expired_months_are_archived_then_dropped(
     months = attached_months(conn)
     for table in PARTITIONED_TABLES:
         assert months[table][0] == date(2026, 3, 1)
-    assert _archive_tables(conn) == _expired_names()
+    assert archive_tables(conn) == _expired_names()
     # The archived months still hold the rows of the deleted calls: recoverable.
     january_id = history["january"][0]
     row = conn.execute(
@@ -132,12 +119,12 @@ def test_expired_calls_go_whole_and_expired_months_are_archived_then_dropped(
 
     again = enforce_retention(conn, now=NOW, policy=POLICY)
     assert (again.calls_deleted, again.archived, again.dropped) == (0, [], [])
-    assert _archive_tables(conn) == _expired_names()
+    assert archive_tables(conn) == _expired_names()
 
     # Seven days later (the grace period) the archive goes; after_cutoff has expired since.
     later = enforce_retention(conn, now=NOW + timedelta(days=7), policy=POLICY)
     assert sorted(later.dropped) == [f"archive.{name}" for name in _expired_names()]
-    assert _archive_tables(conn) == []
+    assert archive_tables(conn) == []
     assert {r.status for r in archive.records(conn)} == {ArchiveStatus.DROPPED}
     _check(conn, history, kept=KEPT - {"after_cutoff"})
 
@@ -160,7 +147,7 @@ def _snapshot(conn: psycopg.Connection[Any]) -> dict[str, Any]:
             sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
         ).fetchone()
         counts[table] = row[0] if row else None
-    return {"counts": counts, "months": attached_months(conn), "archive": _archive_tables(conn)}
+    return {"counts": counts, "months": attached_months(conn), "archive": archive_tables(conn)}
 
 
 def test_the_dry_run_shows_exactly_what_a_run_does_and_changes_nothing(
@@ -222,7 +209,7 @@ def test_exports_are_verified_before_the_drop_and_a_mismatch_keeps_the_partition
     assert "archive.call_messages_2026_01" in later.errors[0]
     assert "archive.call_messages_2026_01" not in later.dropped
     assert len(later.dropped) == len(_expired_names()) - 1
-    assert _archive_tables(conn) == ["call_messages_2026_01"]
+    assert archive_tables(conn) == ["call_messages_2026_01"]
     kept = archive.get(conn, january.id)
     assert kept.status == ArchiveStatus.ARCHIVED
     assert kept.last_error is not None
@@ -256,7 +243,7 @@ def test_a_detach_left_pending_is_finalized_by_the_next_run(
     assert report.errors == []
     assert report.finalized == ["call_metrics_2026_01"]
     assert "archive.call_metrics_2026_01" in report.archived
-    assert _archive_tables(conn) == _expired_names()
+    assert archive_tables(conn) == _expired_names()
     _check(conn, history)
 
 
@@ -288,7 +275,7 @@ def test_a_run_that_fails_between_detach_and_archive_is_finished_by_the_next(
     report = enforce_retention(conn, now=NOW, policy=POLICY)
     assert report.errors == []
     assert detached_tables(conn) == []
-    assert _archive_tables(conn) == _expired_names()
+    assert archive_tables(conn) == _expired_names()
     assert {r.status for r in archive.records(conn)} == {ArchiveStatus.ARCHIVED}
     _check(conn, history)
 
@@ -320,7 +307,7 @@ def test_a_month_is_not_detached_while_a_call_that_may_own_rows_in_it_remains(
     assert report.calls_deleted == 1
     assert report.kept_back == []
     _check(conn, history)
-    assert _archive_tables(conn) == _expired_names()
+    assert archive_tables(conn) == _expired_names()
 
 
 def test_a_spent_time_budget_stops_early_and_the_next_run_goes_on(
@@ -347,88 +334,7 @@ def test_a_month_archived_twice_gets_a_second_archive_name(
     assert report.calls_deleted == 1
     assert sorted(report.archived) == sorted(f"archive.{t}_2026_01_2" for t in PARTITIONED_TABLES)
     assert_whole_or_gone(conn, {late_id: late_rows}, set())
-    assert "call_messages_2026_01_2" in _archive_tables(conn)
+    assert "call_messages_2026_01_2" in archive_tables(conn)
     dropped = enforce_retention(conn, now=NOW + timedelta(days=8), policy=POLICY).dropped
     assert len(dropped) == len(_expired_names()) + len(PARTITIONED_TABLES)
-    assert _archive_tables(conn) == []
-
-
-# -- a run killed midway ---------------------------------------------------------------------
-
-
-@pytest.fixture
-def many_expired_calls(conn: psycopg.Connection[Any], engine: Engine) -> dict[UUID, dict[str, int]]:
-    drop_all_partitions(conn)
-    start = datetime(2026, 1, 5, tzinfo=UTC)
-    return dict(store_call(engine, seed, start + timedelta(hours=seed)) for seed in range(60))
-
-
-def _waiting_maintenance_backends(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE application_name = 'callstore-maintenance' AND wait_event_type = 'Lock'"
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def _maintenance_backends(conn: psycopg.Connection[Any]) -> int:
-    row = conn.execute(
-        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'callstore-maintenance'"
-    ).fetchone()
-    return int(row[0]) if row else 0
-
-
-def test_a_run_killed_during_the_batched_delete_finishes_on_the_next_run(
-    conn: psycopg.Connection[Any],
-    database: Database,
-    settings: Settings,
-    many_expired_calls: dict[UUID, dict[str, int]],
-    tmp_path: Path,
-) -> None:
-    calls = list(many_expired_calls)  # in start order: the order retention deletes them
-    env = settings_env(settings.model_copy(update={"retention_batch_size": 10}))
-    # The third batch will block on a row lock inside its transaction, after it deleted its
-    # calls' timeline rows and while it deletes the calls (the cascade reaches call_events).
-    with database.connect() as blocker:
-        blocker.execute("SELECT 1 FROM call_events WHERE call_id = %s FOR UPDATE", (calls[25],))
-        log = (tmp_path / "retention.log").open("wb")
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("callstore")),
-                "retention",
-                "run",
-                "--now",
-                NOW.isoformat(),
-            ],
-            cwd=tmp_path,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            wait_until(
-                lambda: _waiting_maintenance_backends(conn) or process.poll() is not None,
-                timeout=60,
-                what="the retention run to block in its third batch",
-            )
-            assert process.poll() is None, (tmp_path / "retention.log").read_text()
-            os.kill(process.pid, signal.SIGKILL)
-            process.wait(timeout=30)
-        finally:
-            log.close()
-        blocker.rollback()
-    wait_until(
-        lambda: _maintenance_backends(conn) == 0,
-        timeout=30,
-        what="the killed run's backends to end",
-    )
-
-    # Two batches committed, the third rolled back: every call is whole or gone.
-    assert_whole_or_gone(conn, many_expired_calls, set(calls[20:]), expired_months_attached=True)
-    assert attached_months(conn)["call_messages"] == [date(2026, 1, 1)]
-
-    report = enforce_retention(conn, now=NOW, policy=POLICY)
-    assert report.errors == []
-    assert report.calls_deleted == 40
-    assert_whole_or_gone(conn, many_expired_calls, set())
-    assert _archive_tables(conn) == sorted(f"{t}_2026_01" for t in PARTITIONED_TABLES)
+    assert archive_tables(conn) == []

@@ -14,8 +14,13 @@ from sqlalchemy import Engine
 from models.base import PARTITIONED_TABLES
 from tests import factories
 from tests.helpers import attached_months, drop_all_partitions
-from worker.finalize import FinalizeOutcome, finalize_call
-from worker.partitions import add_months, ensure_partitions, month_range, rotate_partitions
+from worker.calls.finalize import FinalizeOutcome, finalize_call
+from worker.maintenance.partitions import (
+    add_months,
+    ensure_partitions,
+    month_range,
+)
+from worker.maintenance.rotation import rotate_partitions
 from worker.settings import Settings
 
 

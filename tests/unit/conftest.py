@@ -1,4 +1,6 @@
-"""Fixtures shared by the unit tests."""
+"""The unit tier: pure tests, with no server and no process of ours (``uv run pytest tests/unit``
+runs in seconds). Running ``check-jsonschema`` on docker-compose.yml is the one subprocess here:
+a third-party validator reading a file, which needs no server."""
 
 from __future__ import annotations
 
@@ -24,3 +26,9 @@ def celery_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield module
     finally:
         get_settings.cache_clear()
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """Only items under this directory reach this hook (``node.ihook``), so the tier is where
+    a test lives, never a marker someone has to remember."""
+    item.add_marker(pytest.mark.unit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from beat_schedule import BEAT_SCHEDULE
-from worker.canary import CANARY_TASK, sent_at_from
+from worker.monitoring.canary import CANARY_TASK, sent_at_from
 
 
 def test_the_canary_runs_every_minute_through_the_calls_queue() -> None:

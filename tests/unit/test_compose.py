@@ -1,113 +1,39 @@
 """docker-compose.yml, checked without a Docker engine.
 
 The file is validated against the Compose Specification (the JSON schema check-jsonschema ships
-as ``vendor.compose-spec``, so no network is needed), then read the way compose reads it (YAML
-merge keys, ``${VAR...}`` interpolation) and every command of our image is checked against the
-installed project by ``tests/compose_probe.py``.
+as ``vendor.compose-spec``, so no network is needed), then read the way compose reads it
+(``tests/compose_file.py``: YAML merge keys, ``${VAR...}`` interpolation). That every command
+line of our image is accepted by its program is checked in a process of its own, by
+``tests/acceptance/test_compose_commands.py``.
 """
 
 from __future__ import annotations
 
 import fnmatch
-import json
-import os
 import re
 import subprocess
 import sys
 import tomllib
-from functools import cache
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
 
 import pytest
-from ruamel.yaml import YAML
 
+from tests.compose_file import (
+    COMPOSE_FILE,
+    PROJECT_ROOT,
+    SECRETS,
+    MissingVariable,
+    command,
+    load_compose,
+    our_services,
+    services,
+)
+from tests.compose_probe import command_lines
 from worker.settings import ENV_PREFIX, Settings
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-COMPOSE_FILE = PROJECT_ROOT / "docker-compose.yml"
 CHECK_JSONSCHEMA = Path(sys.executable).with_name("check-jsonschema")
 VENV_BIN = Path(sys.executable).parent
-
-#: Values for the variables compose requires; any secret-looking value will do.
-SECRETS = {
-    "POSTGRES_PASSWORD": "pg-secret-0123",
-    "REDIS_PASSWORD": "redis-secret-4567",
-    "CALLSTORE_FLOWER_BASIC_AUTH": "admin:flower-secret",
-}
-
-_VARIABLE = re.compile(
-    r"\$(?:(?P<escaped>\$)"
-    r"|\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?+])(?P<arg>[^}]*))?\}"
-    r"|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))"
-)
-
-
-class MissingVariable(LookupError):
-    pass
-
-
-def interpolate(value: str, env: dict[str, str]) -> str:
-    """Compose's interpolation of one string: ``$$``, ``$VAR``, ``${VAR}``, ``${VAR:-default}``,
-    ``${VAR-default}``, ``${VAR:?error}``, ``${VAR?error}``, ``${VAR:+other}``."""
-
-    def replace(match: re.Match[str]) -> str:
-        if match["escaped"]:
-            return "$"
-        name = match["name"] or match["bare"]
-        op, arg = match["op"], match["arg"] or ""
-        present = name in env
-        filled = bool(env.get(name))
-        if op in (":-", "-"):
-            use_default = not filled if op == ":-" else not present
-            return arg if use_default else env[name]
-        if op in (":?", "?"):
-            if (op == ":?" and not filled) or (op == "?" and not present):
-                raise MissingVariable(f"{name}: {arg}")
-            return env[name]
-        if op in (":+", "+"):
-            return arg if (filled if op == ":+" else present) else ""
-        return env.get(name, "")
-
-    return _VARIABLE.sub(replace, value)
-
-
-def _interpolate_tree(node: Any, env: dict[str, str]) -> Any:
-    if isinstance(node, str):
-        return interpolate(node, env)
-    if isinstance(node, dict):
-        return {key: _interpolate_tree(value, env) for key, value in node.items()}
-    if isinstance(node, list):
-        return [_interpolate_tree(item, env) for item in node]
-    return node
-
-
-def load_compose(env: dict[str, str]) -> dict[str, Any]:
-    raw = YAML(typ="safe", pure=True).load(COMPOSE_FILE.read_text())
-    tree: dict[str, Any] = _interpolate_tree(raw, env)
-    return tree
-
-
-@cache
-def compose() -> dict[str, Any]:
-    return load_compose(dict(SECRETS))
-
-
-def services() -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = compose()["services"]
-    return found
-
-
-def our_services() -> dict[str, dict[str, Any]]:
-    """The services that run the callstore image (built from the Dockerfile)."""
-    return {name: spec for name, spec in services().items() if "build" in spec}
-
-
-def command(spec: dict[str, Any]) -> list[str]:
-    value = spec["command"]
-    assert isinstance(value, list), "commands are exec-form lists, never shell strings"
-    return [str(part) for part in value]
 
 
 def runtime_dependencies() -> set[str]:
@@ -197,7 +123,10 @@ def test_stateful_services_have_healthchecks_and_others_wait_for_them() -> None:
             assert condition["condition"] == wanted, (name, dependency)
             assert dependency in all_services
     migrate = all_services["migrate"]
-    assert command(migrate) == ["alembic", "upgrade", "head"]
+    assert command_lines(command(migrate)) == [
+        ["alembic", "upgrade", "head"],
+        ["callstore", "partitions", "ensure"],
+    ]
     assert migrate["depends_on"] == {"postgres": {"condition": "service_healthy"}}
     assert migrate["restart"] == "no"
     for name in ("worker-calls", "worker-maintenance", "beat"):
@@ -226,11 +155,6 @@ def test_exactly_one_beat_and_workers_for_every_queue() -> None:
     assert services()["beat"]["deploy"]["replicas"] == 1
     assert commands["worker-calls"][-3:-1] == ["-Q", "calls"]
     assert "maintenance,migration" in commands["worker-maintenance"]
-
-
-#: Settings only Flower's service sets itself (its users are required there, its history file
-#: lives on its volume); every other setting is the same for all callstore services.
-FLOWER_ONLY = {"CALLSTORE_FLOWER_BASIC_AUTH", "CALLSTORE_FLOWER_DB"}
 
 
 def test_flower_has_basic_auth_and_persistent_state_on_a_volume() -> None:
@@ -293,8 +217,12 @@ def test_dockerfile_installs_from_the_lock_as_a_non_root_user() -> None:
 
 def test_every_program_is_installed_by_a_runtime_dependency() -> None:
     runtime = runtime_dependencies()
-    for name, spec in our_services().items():
-        program = command(spec)[0]
+    programs = {
+        (name, argv[0])
+        for name, spec in our_services().items()
+        for argv in command_lines(command(spec))
+    }
+    for name, program in sorted(programs):
         assert (VENV_BIN / program).is_file(), f"{name}: {program} is not installed"
         [script] = entry_points(group="console_scripts", name=program)
         assert script.dist is not None
@@ -305,75 +233,3 @@ def test_every_program_is_installed_by_a_runtime_dependency() -> None:
     [flower] = entry_points(group="celery.commands", name="flower")
     assert flower.dist is not None
     assert _normalize(flower.dist.name) in runtime
-
-
-def run_probe(commands: dict[str, list[str]], cwd: Path) -> dict[str, Any]:
-    """Run tests/compose_probe.py with the services' environment, from a directory without any
-    .env or stack.env, as the container runs it."""
-    ours = our_services()
-    environments = {
-        json.dumps(
-            {k: v for k, v in spec["environment"].items() if k not in FLOWER_ONLY}, sort_keys=True
-        )
-        for spec in ours.values()
-    }
-    assert len(environments) == 1, "the callstore services differ in configuration"
-    service_env = {
-        key: str(value)
-        for key, value in ours["flower"]["environment"].items()
-        if value is not None  # a key without a value is passed only when set
-    }
-    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
-    env.update(service_env, PYTHONPATH=str(PROJECT_ROOT))
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.compose_probe"],
-        input=json.dumps(commands),
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=cwd,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report
-
-
-@pytest.fixture(scope="module")
-def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    commands = {name: command(spec) for name, spec in our_services().items()}
-    return run_probe(commands, tmp_path_factory.mktemp("probe"))
-
-
-def test_every_command_line_is_accepted_by_its_program(probe: dict[str, Any]) -> None:
-    assert set(probe["errors"]) == set(our_services())
-    assert {name: error for name, error in probe["errors"].items() if error} == {}
-
-
-def test_every_queue_task_and_beat_entry_has_a_worker(probe: dict[str, Any]) -> None:
-    consumed: set[str] = set()
-    for spec in our_services().values():
-        argv = command(spec)
-        if "worker" in argv:
-            consumed.update(argv[argv.index("-Q") + 1].split(","))
-    assert consumed == set(probe["queues"])
-    assert "calls.finalize" in probe["tasks"]
-    for task, queue in probe["tasks"].items():
-        assert queue in consumed, f"task {task} goes to {queue}, which no worker consumes"
-    for entry, queue in probe["beat"].items():
-        assert queue in consumed, f"beat entry {entry} goes to {queue}, which no worker consumes"
-
-
-def test_the_probe_finds_commands_that_would_fail(tmp_path: Path) -> None:
-    app = ["celery", "-A", "worker.celery_app"]
-    broken = {
-        "unknown-queue": [*app, "worker", "-Q", "calls,callz"],
-        "unknown-option": [*app, "beat", "--schedul=/data/x"],
-        "unknown-flower-option": [*app, "flower", "--persistant=True"],
-        "unknown-subcommand": [*app, "beet"],
-        "unknown-module": ["celery", "-A", "worker.celery_ap", "worker"],
-        "unknown-revision": ["alembic", "upgrade", "heda"],
-    }
-    errors = run_probe(broken, tmp_path)["errors"]
-    assert {name for name, error in errors.items() if error} == set(broken)

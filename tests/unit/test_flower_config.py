@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from tests.factories import make_settings
-from worker.flower import FlowerConfigError, flower_options, parse_basic_auth
+from worker.monitoring.flower import FlowerConfigError, flower_options, parse_basic_auth
 
 
 def test_users_are_flowers_own_comma_separated_pairs() -> None:

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.factories import make_settings, payload
+from worker.client.publisher import arguments_repr, keywords_repr
 from worker.log import configure_logging, get_logger, scrub
-from worker.publisher import arguments_repr, keywords_repr
 
 DB_PASSWORD = "db-Pa55word"
 ACCOUNT_KEY = "c2VjcmV0LWtleQ=="

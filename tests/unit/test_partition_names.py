@@ -1,4 +1,4 @@
-"""Month arithmetic and partition names: the pure part of worker/partitions.py."""
+"""Month arithmetic and partition names: the pure part of worker/maintenance/partitions.py."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.base import PARTITIONED_TABLES
-from worker.partitions import (
+from worker.maintenance.partitions import (
     add_months,
     month_range,
     month_start,

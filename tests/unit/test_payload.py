@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from models.payload import CallPayload, json_schema
 from tests import factories
 from tests.strategies import json_values, malformed_payloads
+from worker.calls.summary import stored_values
+from worker.calls.validation import validate_payload
 from worker.errors import PayloadInvalid, PayloadTooLarge
-from worker.summary import stored_values
-from worker.validation import validate_payload
 
 SCHEMA_FILE = Path(__file__).resolve().parents[2] / "docs" / "payload.schema.json"
 MAX = 16 * 1024 * 1024

@@ -12,9 +12,9 @@ import pytest
 
 from models.enums import MetricType
 from tests import factories
-from worker.recorder import CallRecorder
-from worker.spool import Spool
-from worker.validation import validate_payload
+from worker.calls.validation import validate_payload
+from worker.client.recorder import CallRecorder
+from worker.client.spool import Spool
 
 
 class StepClock:

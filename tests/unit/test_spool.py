@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
+from worker.client.spool import CORRUPT_DIR, Spool
 from worker.errors import BrokerUnavailable
-from worker.spool import CORRUPT_DIR, Spool
 
 
 class Recorder:

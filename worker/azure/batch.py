@@ -40,23 +40,20 @@ from worker.azure.client import AzureStorage, RetryOptions, storage_from_setting
 from worker.azure.readers import Page, Record, read_pages
 from worker.azure.sources import Source
 from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
-from worker.azure.writer import Problem, Writer, Written
-from worker.db import get_engine, raw_connection, session_scope
-from worker.errors import ConstraintViolation, PartitionMissing, classify
-from worker.finalize import partition_guard
-from worker.jobs import exclusive_job
+from worker.azure.writer import Problem, WriteOutcome, Writer
+from worker.db import classify, get_engine, raw_connection, session_scope
+from worker.errors import ConstraintViolation, PartitionMissing
+from worker.jobs import JobName, Progress, exclusive_job
 from worker.log import get_logger
-from worker.partitions import month_start
+from worker.maintenance.partition_cache import partition_guard
+from worker.maintenance.partitions import month_start
 from worker.readahead import read_ahead
 from worker.settings import Settings
 
 log = get_logger("callstore.migration")
 
-JOB = "migration"
 #: A batch stops reading after this many seconds, whatever its size.
 DEFAULT_READ_BUDGET = 60.0
-
-Progress = Callable[..., None]
 
 #: Seconds between GIL hand-offs while a reader thread runs ahead (see ``_planned``).
 SWITCH_INTERVAL = 0.0005
@@ -188,7 +185,7 @@ def run_batches(
     opts = options(settings, batch_size=batch_size, overlap=overlap)
     started = time.monotonic()
     results: list[BatchResult] = []
-    with exclusive_job(settings, JOB) as job:
+    with exclusive_job(settings, JobName.MIGRATION) as job:
         if job is None:
             return RunResult(skipped=True)
         engine = engine or get_engine()
@@ -412,11 +409,11 @@ def _write_transaction(
             if careful:
                 written = _write_carefully(writer, item.source, rows)
             else:
-                written = _WRITERS[item.source.name](writer, rows) if rows else Written()
+                written = _WRITERS[item.source.name](writer, rows) if rows else WriteOutcome()
             synthesized += written.synthesized_calls
             rejected = _keep_rejects(writer, item, written.problems)
             if item.source is sources.CALL_TRANSCRIPTS:
-                writer.finish_calls(written.calls, removed=written.removed)
+                writer.finish_calls(written.calls)
             checkpoint = draft[item.source.name]
             if item.started_pass:
                 checkpoint.start_pass(opts.overlap)
@@ -449,7 +446,7 @@ def _message_months(work: Sequence[_Work]) -> set[date]:
     }
 
 
-_WRITERS: dict[str, Callable[[Writer, Any], Written]] = {
+_WRITERS: dict[str, Callable[[Writer, Any], WriteOutcome]] = {
     sources.BEHAVIORAL_CONFIGS.name: Writer.tactics,
     sources.PROMPTS.name: Writer.prompts,
     sources.CUSTOMERS.name: Writer.customers,
@@ -459,11 +456,11 @@ _WRITERS: dict[str, Callable[[Writer, Any], Written]] = {
 }
 
 
-def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> Written:
+def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> WriteOutcome:
     """Write ``rows`` in a savepoint; if PostgreSQL refuses the lot, write them one by one,
     each in a savepoint, and turn the ones it refuses into problems (rejects)."""
     if not rows:
-        return Written()
+        return WriteOutcome()
     method = _WRITERS[source.name]
     try:
         with _savepoint(writer.conn):
@@ -473,14 +470,15 @@ def _write_carefully(writer: Writer, source: Source, rows: Sequence[Row]) -> Wri
         if not isinstance(translated, ConstraintViolation):
             raise
         if len(rows) == 1:
-            return Written(problems=[Problem(rows[0].key, f"PostgreSQL refused it: {translated}")])
-    merged = Written()
+            return WriteOutcome(
+                problems=[Problem(rows[0].key, f"PostgreSQL refused it: {translated}")]
+            )
+    merged = WriteOutcome()
     for row in rows:
         one = _write_carefully(writer, source, [row])
         merged.changed |= one.changed
         merged.problems += one.problems
         merged.calls |= one.calls
-        merged.removed |= one.removed
         merged.added += one.added
         merged.synthesized_calls += one.synthesized_calls
     return merged

@@ -32,8 +32,8 @@ from worker.azure.transforms import (
     raw_text,
     transform_page,
 )
-from worker.azure.writer import ENTRY_TABLES, Writer, Written
-from worker.partitions import ensure_partitions, month_start
+from worker.azure.writer import ENTRY_TABLES, WriteOutcome, Writer
+from worker.maintenance.partitions import ensure_partitions, month_start
 
 _SEQUENCE = re.compile(r"\d{1,9}")  # as ``transforms.transcript_entry`` reads a RowKey
 
@@ -163,11 +163,11 @@ def remigrate(conn: psycopg.Connection[Any], found: Mapping[str, CallRecords]) -
     with conn.transaction():
         writer = Writer(conn)
         call_rows = [row for row in calls.rows if isinstance(row, CallRow)]
-        written_calls = writer.calls(call_rows) if call_rows else Written()
-        written = writer.entries(entry_rows) if entry_rows else Written()
+        written_calls = writer.calls(call_rows) if call_rows else WriteOutcome()
+        written = writer.entries(entry_rows) if entry_rows else WriteOutcome()
         ids = [call_id_for(sid) for sid in present if CALL_SID.fullmatch(sid)]
         removed = _remove_extra(conn, ids, entries)
-        writer.finish_calls(ids, removed=removed | written.removed)
+        writer.finish_calls(ids)
         result.rejected = _keep_rejects(
             writer, sources.CALL_HISTORY.name, history, calls.rejects, written_calls
         ) + _keep_rejects(writer, sources.CALL_TRANSCRIPTS.name, entries, timeline.rejects, written)
@@ -205,7 +205,7 @@ def _keep_rejects(
     source: str,
     records: Sequence[TableRecord],
     rejects: Sequence[Reject],
-    written: Written,
+    written: WriteOutcome,
 ) -> int:
     """Keep the rejects of ``records`` as a batch does, and resolve those that migrated."""
     by_key = {r.key: r for r in records}

@@ -40,5 +40,3 @@ SOURCES: tuple[Source, ...] = (
     CALL_HISTORY,
     CALL_TRANSCRIPTS,
 )
-
-BY_NAME: dict[str, Source] = {source.name: source for source in SOURCES}

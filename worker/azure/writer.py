@@ -2,7 +2,7 @@
 
 Every write is safe to repeat: the overlap window of each pass reads recent records again, and a
 batch killed before its commit is read again whole. Rows are streamed with COPY into a
-session-local staging table (``worker.persist.copy_rows``) and merged from there in one
+session-local staging table and merged from there in one
 statement per table, so a batch costs a handful of round trips whatever its size:
 
 * parents (tactics, customers, organizations, calls) are upserted on their Azure key, and an
@@ -10,8 +10,9 @@ statement per table, so a batch costs a handful of round trips whatever its size
   changes nothing, not even ``updated_at``;
 * transcript entries are merged on ``(call_id, sequence)``: an entry already stored as it is
   stays as it is, a changed one is replaced, a new one is added. A call's summary metrics and
-  searchable transcript are then recomputed in SQL from its stored children, so entries that
-  arrive later (the dual-write period) bring them up to date.
+  searchable transcript are then recomputed in SQL from its stored children (the transcript by
+  the statement every path uses, ``worker.calls.transcripts``), so entries that arrive later
+  (the dual-write period) bring them up to date.
 
 Nothing here commits. Methods return the record keys whose write changed the store, and the
 problems (a record key and a reason) that the batch turns into rejects.
@@ -38,7 +39,8 @@ from worker.azure.transforms import (
     Reject,
     TacticRow,
 )
-from worker.summary import UPDATE_SQL
+from worker.calls import transcripts
+from worker.calls.summary import UPDATE_SQL
 
 #: ``calls.metadata`` of a call known only from its transcript entries (no CallHistory entity).
 TRANSCRIPTS_ONLY = {"legacy_origin": "transcripts_only"}
@@ -54,7 +56,7 @@ class Problem:
 
 
 @dataclass(slots=True)
-class Written:
+class WriteOutcome:
     changed: set[str] = field(default_factory=set)
 
     @property
@@ -66,8 +68,6 @@ class Written:
     calls: set[uuid.UUID] = field(default_factory=set)
     #: Rows added by a merge that reports counts rather than keys (transcript entries).
     added: int = 0
-    #: Calls that lost a child row (replaced or moved entries).
-    removed: set[uuid.UUID] = field(default_factory=set)
     synthesized_calls: int = 0
 
 
@@ -78,7 +78,7 @@ def _json(value: Any) -> Jsonb | None:
 class Stage:
     """A temporary table that lives as long as the connection and is emptied at each commit.
 
-    Rows reach it by binary COPY, as ``worker.persist`` writes a live call's children; they are
+    Rows reach it by binary COPY, as ``worker.calls.persist`` writes a live call's children; they are
     merged from there rather than copied straight into the targets, because a migrated record
     may already be stored (the overlap window, a batch read again) and must then change
     nothing.
@@ -352,33 +352,6 @@ UPDATE calls c SET started_at = x.first, ended_at = x.last,
  WHERE c.call_id = x.call_id AND c.metadata ? 'legacy_origin'
    AND (c.started_at, c.ended_at) IS DISTINCT FROM (x.first, x.last)
 """
-#: The searchable transcript of a call, as ``worker.persist.transcript_text``/``transcript_data``
-#: build it for live calls: ``role: content`` lines, and the messages as JSON in order.
-_TRANSCRIPTS = """
-INSERT INTO call_transcripts AS t (call_id, transcript_text, transcript_data, message_count)
-SELECT call_id,
-       string_agg(role || ': ' || content, E'\\n' ORDER BY sequence),
-       jsonb_agg(jsonb_build_object(
-           'sequence', sequence,
-           'timestamp', to_char(timestamp AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS')
-               || CASE WHEN extract(microseconds FROM timestamp)::bigint %% 1000000 = 0 THEN ''
-                       ELSE to_char(timestamp AT TIME ZONE 'UTC', '.US') END
-               || '+00:00',
-           'role', role, 'content', content, 'node_id', node_id, 'turn_number', turn_number)
-           ORDER BY sequence),
-       count(*)
-  FROM call_messages WHERE call_id = ANY(%(ids)s)
- GROUP BY call_id
-ON CONFLICT (call_id) DO UPDATE SET transcript_text = EXCLUDED.transcript_text,
-       transcript_data = EXCLUDED.transcript_data, message_count = EXCLUDED.message_count
- WHERE (t.transcript_text, t.transcript_data, t.message_count)
-       IS DISTINCT FROM (EXCLUDED.transcript_text, EXCLUDED.transcript_data, EXCLUDED.message_count)
-"""
-_DROP_EMPTY_TRANSCRIPTS = """
-DELETE FROM call_transcripts t WHERE t.call_id = ANY(%(ids)s)
-   AND NOT EXISTS (SELECT 1 FROM call_messages m WHERE m.call_id = t.call_id)
-"""
-
 _UPSERT_TACTIC = """
 INSERT INTO behavioral_tactics AS t (name, archetype, description, config)
 VALUES (%(name)s, %(archetype)s, %(description)s, %(config)s)
@@ -416,8 +389,8 @@ class Writer:
 
     # -- configuration (blobs) ---------------------------------------------------------------
 
-    def tactics(self, rows: Sequence[TacticRow]) -> Written:
-        written = Written()
+    def tactics(self, rows: Sequence[TacticRow]) -> WriteOutcome:
+        written = WriteOutcome()
         with self.conn.cursor() as cursor:
             for row in rows:
                 cursor.execute(
@@ -433,10 +406,10 @@ class Writer:
                     written.changed.add(row.key)
         return written
 
-    def prompts(self, rows: Sequence[PromptRow]) -> Written:
+    def prompts(self, rows: Sequence[PromptRow]) -> WriteOutcome:
         """A changed text is a new version (the previous one stays, inactive); the same text
         again records nothing new."""
-        written = Written()
+        written = WriteOutcome()
         with self.conn.cursor() as cursor:
             for row in rows:
                 cursor.execute(
@@ -479,8 +452,8 @@ class Writer:
 
     # -- accounts ------------------------------------------------------------------------------
 
-    def customers(self, rows: Sequence[CustomerRow]) -> Written:
-        written = Written()
+    def customers(self, rows: Sequence[CustomerRow]) -> WriteOutcome:
+        written = WriteOutcome()
         unique = {row.external_id: row for row in rows}
         _CUSTOMERS.load(
             self.conn,
@@ -497,8 +470,8 @@ class Writer:
         written.changed.update(unique[key].key for key in changed)
         return written
 
-    def organizations(self, rows: Sequence[OrganizationRow]) -> Written:
-        written = Written()
+    def organizations(self, rows: Sequence[OrganizationRow]) -> WriteOutcome:
+        written = WriteOutcome()
         unique = {row.external_id: row for row in rows}
         _ORGANIZATIONS.load(
             self.conn,
@@ -525,8 +498,8 @@ class Writer:
 
     # -- calls ---------------------------------------------------------------------------------
 
-    def calls(self, rows: Sequence[CallRow]) -> Written:
-        written = Written()
+    def calls(self, rows: Sequence[CallRow]) -> WriteOutcome:
+        written = WriteOutcome()
         unique: dict[uuid.UUID, CallRow] = {}
         for row in rows:
             first = unique.setdefault(row.call_id, row)
@@ -556,10 +529,10 @@ class Writer:
         written.changed.update(unique[call_id].key for call_id in changed)
         return written
 
-    def entries(self, rows: Sequence[EntryRow]) -> Written:
+    def entries(self, rows: Sequence[EntryRow]) -> WriteOutcome:
         """Merge transcript entries into their calls' children; calls whose children changed
-        are in ``Written.calls`` for ``finish_calls``."""
-        written = Written()
+        are in ``WriteOutcome.calls`` for ``finish_calls``."""
+        written = WriteOutcome()
         unique = {(r.call_id, r.sequence): r for r in rows}
         _ENTRIES.load(
             self.conn,
@@ -588,7 +561,6 @@ class Writer:
                     cursor.execute(delete, params)
                     for call_id, _sequence in cursor.fetchall():
                         written.calls.add(call_id)
-                        written.removed.add(call_id)
                     cursor.execute(insert_missing, params)
                 else:
                     cursor.execute(insert_all, params)
@@ -597,12 +569,10 @@ class Writer:
                     written.added += added
         return written
 
-    def finish_calls(
-        self, call_ids: Iterable[uuid.UUID], *, removed: Iterable[uuid.UUID] = ()
-    ) -> None:
+    def finish_calls(self, call_ids: Iterable[uuid.UUID]) -> None:
         """Bring derived values of ``call_ids`` up to date with their stored children: the times
-        of calls known only from transcripts, the summary metrics, the searchable transcript.
-        ``removed``: calls that lost a message (their transcript may now be empty)."""
+        of calls known only from transcripts, the summary metrics, the searchable transcript
+        (removed where a call has no message left)."""
         ids = sorted(set(call_ids))
         if not ids:
             return
@@ -611,10 +581,7 @@ class Writer:
         if synthesized:
             self.conn.execute(_SYNTHESIZED_TIMES, {"ids": [r[0] for r in synthesized]})
         self.conn.execute(UPDATE_SQL, {"call_ids": ids}, prepare=True)
-        self.conn.execute(_TRANSCRIPTS, params, prepare=True)
-        emptied = sorted(set(removed))
-        if emptied:
-            self.conn.execute(_DROP_EMPTY_TRANSCRIPTS, {"ids": emptied})
+        transcripts.rebuild(self.conn, ids)
 
     # -- rejects -------------------------------------------------------------------------------
 

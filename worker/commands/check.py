@@ -12,12 +12,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from worker.client.publisher import get_publisher
 from worker.commands.common import NowOption, console, err_console, parse_now
 from worker.consistency import repair as repairs
-from worker.consistency.runner import Report, available_checks, history, run_checks
+from worker.consistency.runner import Report, history, run_checks
 from worker.errors import CallstoreError
-from worker.publisher import get_publisher
-from worker.settings import Settings, settings_or_exit
+from worker.settings import Settings, get_settings
 
 CLEAN, FOUND, FAILED = 0, 1, 2
 
@@ -44,7 +44,7 @@ def command(
     now: NowOption = None,
 ) -> None:
     """Check the call store's invariants (and Azure against PostgreSQL while the migration runs)."""
-    settings = settings_or_exit()
+    settings = get_settings()
     if show_history:
         _history(settings, as_json)
         return
@@ -124,7 +124,3 @@ def _history(settings: Settings, as_json: bool) -> None:
             json.dumps(r["by_class"]),
         )
     console.print(table)
-
-
-def check_names() -> list[str]:
-    return list(available_checks(settings_or_exit()))

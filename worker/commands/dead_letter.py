@@ -9,14 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from models.enums import FailedPayloadStatus
+from models.enums import DeadLetterStatus
 from models.payload import QUEUE, TASK_NAME
-from worker import dead_letter
+from worker.calls import dead_letters
+from worker.client.publisher import get_publisher
 from worker.commands.common import console, fail
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
-from worker.publisher import get_publisher
-from worker.settings import settings_or_exit
+from worker.settings import get_settings
 
 app = typer.Typer(help="Inspect and replay payloads kept in failed_payloads.")
 
@@ -33,14 +33,13 @@ def _parse_id(value: str) -> uuid.UUID:
 @app.command("list")
 def list_(
     status: Annotated[
-        FailedPayloadStatus | None, typer.Option(help="Only rows with this status.")
+        DeadLetterStatus | None, typer.Option(help="Only rows with this status.")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
 ) -> None:
     """The most recent dead letters."""
-    settings_or_exit()
     with session_scope() as session:
-        rows = dead_letter.listing(session, status=status, limit=limit)
+        rows = dead_letters.listing(session, status=status, limit=limit)
         table = Table("id", "call_id", "status", "attempts", "last seen", "error")
         for row in rows:
             table.add_row(
@@ -57,9 +56,8 @@ def list_(
 @app.command("show")
 def show(dead_letter_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
     """One dead letter: why it failed, and its payload."""
-    settings_or_exit()
     with session_scope() as session:
-        row = dead_letter.get(session, _parse_id(dead_letter_id))
+        row = dead_letters.get(session, _parse_id(dead_letter_id))
         if row is None:
             fail(f"no dead letter {dead_letter_id}")
         console.print(f"id           {row.id}", highlight=False)
@@ -87,14 +85,14 @@ def replay(
     """Validate again and re-enqueue one dead letter (or all pending ones with --all)."""
     if (dead_letter_id is None) == (not all_):
         fail("give either an ID or --all", code=2)
-    settings = settings_or_exit()
+    settings = get_settings()
     publisher = get_publisher(settings)
 
     def send(payload: dict[str, Any]) -> str:
         return publisher.send(TASK_NAME, args=[payload], queue=QUEUE)
 
     if all_:
-        report = dead_letter.replay_pending(send, max_bytes=settings.max_payload_bytes)
+        report = dead_letters.replay_pending(send, max_bytes=settings.max_payload_bytes)
     else:
         report = _replay_one(_parse_id(dead_letter_id or ""), send, settings.max_payload_bytes)
     for row_id, reason in report.refused:
@@ -109,15 +107,15 @@ def replay(
 
 
 def _replay_one(
-    dead_letter_id: uuid.UUID, send: dead_letter.SendPayload, max_bytes: int
-) -> dead_letter.ReplayReport:
-    report = dead_letter.ReplayReport(total=1)
+    dead_letter_id: uuid.UUID, send: dead_letters.SendPayload, max_bytes: int
+) -> dead_letters.ReplayReport:
+    report = dead_letters.ReplayReport(total=1)
     with session_scope() as session:
-        row = dead_letter.get(session, dead_letter_id)
+        row = dead_letters.get(session, dead_letter_id)
         if row is None:
             fail(f"no dead letter {dead_letter_id}")
         try:
-            plan = dead_letter.prepare_replay(row, max_bytes=max_bytes)
+            plan = dead_letters.prepare_replay(row, max_bytes=max_bytes)
         except PayloadInvalid as error:
             report.refused.append((dead_letter_id, str(error)))
             return report
@@ -126,7 +124,7 @@ def _replay_one(
         except BrokerUnavailable as error:
             report.broker_error = str(error)
             return report
-        dead_letter.mark_replayed(session, plan.id, task_id=task_id)
+        dead_letters.mark_replayed(session, plan.id, task_id=task_id)
         report.replayed = 1
         console.print(f"replayed {row.id} as task {task_id}", highlight=False)
     return report

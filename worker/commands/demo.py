@@ -12,9 +12,9 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from worker import demo
 from worker.commands.common import console, fail
-from worker.stack import StackError
+from worker.dev import demo
+from worker.dev.stack import StackError
 
 
 def command(
@@ -81,7 +81,7 @@ def command(
                 stop.wait()
     finally:
         # A second Ctrl-C while the processes stop would leave them running without us; the
-        # stop is bounded (worker/processes.py), so it is not interruptible.
+        # stop is bounded (worker/dev/processes.py), so it is not interruptible.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         system.stop()
     if run.lost or run.refused:

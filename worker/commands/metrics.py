@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 
-from worker import metrics
 from worker.commands.common import console, fail
 from worker.log import configure_logging
-from worker.settings import settings_or_exit
+from worker.monitoring import prometheus as metrics
+from worker.settings import get_settings
 
 app = typer.Typer(help="Prometheus metrics: queues, dead letters, spool, partitions, canary.")
 
@@ -26,7 +26,7 @@ def serve(
     ] = "127.0.0.1",
 ) -> None:
     """Serve /metrics until SIGTERM or Ctrl-C; every scrape reads live values."""
-    settings = settings_or_exit()
+    settings = get_settings()
     configure_logging(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

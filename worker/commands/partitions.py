@@ -11,12 +11,12 @@ from rich.table import Table
 
 from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
-from worker import archive, partitions, retention
 from worker.commands.common import NowOption, console, fail, parse_now
 from worker.db import maintenance_connection
-from worker.errors import CallstoreError
-from worker.jobs import exclusive_job
-from worker.settings import settings_or_exit
+from worker.jobs import Skipped
+from worker.maintenance import archive, partitions
+from worker.maintenance.rotation import run_rotation
+from worker.settings import get_settings
 
 app = typer.Typer(help="Inspect and make the monthly partitions of the timeline tables.")
 
@@ -37,25 +37,20 @@ def _bound(text: str) -> tuple[str, str]:
 @app.command("status")
 def status(now: NowOption = None) -> None:
     """Per table: partitions, their ranges and estimated rows; the horizon; the archive."""
-    settings = settings_or_exit()
+    settings = get_settings()
     at = parse_now(now)
     today = at.date()
     target = partitions.add_months(partitions.month_start(today), settings.partition_premake_months)
-    try:
-        with maintenance_connection(settings) as conn:
-            stats = partitions.partition_stats(conn)
-            horizon = partitions.horizon(conn, today=today)
-            defaults = {
-                s.partition.name: partitions.count_rows(conn, s.partition.name)
-                for s in stats
-                if s.partition.is_default
-            }
-            leftovers = partitions.detached_tables(conn)
-            archived = archive.records(
-                conn, statuses=[ArchiveStatus.DETACHING, ArchiveStatus.ARCHIVED]
-            )
-    except CallstoreError as error:
-        fail(str(error))
+    with maintenance_connection(settings) as conn:
+        stats = partitions.partition_stats(conn)
+        horizon = partitions.horizon(conn, today=today)
+        defaults = {
+            s.partition.name: partitions.count_rows(conn, s.partition.name)
+            for s in stats
+            if s.partition.is_default
+        }
+        leftovers = partitions.detached_tables(conn)
+        archived = archive.records(conn, statuses=[ArchiveStatus.DETACHING, ArchiveStatus.ARCHIVED])
 
     state = "ok" if horizon is not None and horizon >= target else "SHORT"
     console.print(
@@ -117,22 +112,11 @@ def status(now: NowOption = None) -> None:
 def ensure(now: NowOption = None) -> None:
     """Make the current month and CALLSTORE_PARTITION_PREMAKE_MONTHS ahead (and any month the
     stored data needs) for every partitioned table; idempotent."""
-    settings = settings_or_exit()
+    settings = get_settings()
     at = parse_now(now)
-    try:
-        with exclusive_job(settings, partitions.ROTATION_JOB) as job:
-            if job is None:
-                fail("another rotation holds the lock; nothing done")
-            with maintenance_connection(settings) as conn:
-                result = partitions.rotate_partitions(
-                    conn,
-                    today=at.date(),
-                    months_ahead=settings.partition_premake_months,
-                    oldest=retention.first_kept_month(at, settings.retention_days),
-                )
-            job.details.update(result.as_dict())
-    except CallstoreError as error:
-        fail(str(error))
+    result = run_rotation(settings, now=at)
+    if isinstance(result, Skipped):
+        fail("another rotation holds the lock; nothing done")
     for name in result.created:
         console.print(f"created {name}", highlight=False)
     horizon = _month(result.horizon) if result.horizon else "none"

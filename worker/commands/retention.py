@@ -6,12 +6,10 @@ from typing import Annotated, Any
 
 import typer
 
-from worker import retention
 from worker.commands.common import NowOption, console, fail, parse_now
-from worker.db import maintenance_connection
-from worker.errors import CallstoreError
-from worker.jobs import exclusive_job
-from worker.settings import settings_or_exit
+from worker.jobs import Skipped
+from worker.maintenance import retention
+from worker.settings import get_settings
 
 app = typer.Typer(help="Delete expired calls and archive, export and drop expired partitions.")
 
@@ -87,24 +85,14 @@ def print_report(report: retention.RetentionReport) -> None:
 @app.command("run")
 def run(dry_run: DryRun = False, now: NowOption = None) -> None:
     """Delete expired calls in batches, archive expired months, drop archives past grace."""
-    settings = settings_or_exit()
+    settings = get_settings()
     at = parse_now(now)
-    policy = retention.RetentionPolicy.from_settings(settings)
-    try:
-        if dry_run:
-            with maintenance_connection(settings) as conn:
-                print_plan(retention.plan_retention(conn, now=at, policy=policy))
-            return
-        with exclusive_job(settings, retention.JOB) as job:
-            if job is None:
-                fail("another retention run holds the lock; nothing done")
-            with maintenance_connection(settings) as conn:
-                report = retention.enforce_retention(
-                    conn, now=at, policy=policy, progress=_progress
-                )
-            job.details.update(report.as_dict())
-    except CallstoreError as error:
-        fail(str(error))
+    if dry_run:
+        print_plan(retention.preview_retention(settings, now=at))
+        return
+    report = retention.run_retention(settings, now=at, progress=_progress)
+    if isinstance(report, Skipped):
+        fail("another retention run holds the lock; nothing done")
     print_report(report)
     if report.errors:
         raise typer.Exit(1)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import typer
 
+from worker.client.delivery import publisher_send
+from worker.client.drain import drain
+from worker.client.publisher import get_publisher
+from worker.client.spool import Spool
 from worker.commands.common import console, fail
-from worker.errors import BrokerUnavailable
-from worker.publisher import drain
-from worker.settings import settings_or_exit
-from worker.spool import Spool
+from worker.settings import get_settings
 
 app = typer.Typer(help="Inspect and re-enqueue calls spooled while the broker was unreachable.")
 
@@ -16,7 +17,7 @@ app = typer.Typer(help="Inspect and re-enqueue calls spooled while the broker wa
 @app.command("status")
 def status() -> None:
     """How many calls are spooled and how old the oldest is."""
-    settings = settings_or_exit()
+    settings = get_settings()
     stats = Spool(settings.spool_dir).stats()
     age = f"{stats.oldest_age_seconds:.0f}s" if stats.oldest_age_seconds is not None else "-"
     console.print(
@@ -31,11 +32,8 @@ def status() -> None:
 def flush() -> None:
     """Re-enqueue every spooled call (oldest first) and reconcile the outbox of published calls;
     exits 1 if the broker is still down."""
-    settings = settings_or_exit()
-    try:
-        drained = drain(settings)
-    except BrokerUnavailable as error:  # pragma: no cover - flush catches it per file
-        fail(str(error))
+    settings = get_settings()
+    drained = drain(settings, send=publisher_send(get_publisher(settings)))
     result, outbox = drained.flushed, drained.reconciled
     console.print(
         f"re-enqueued {result.sent}, left {result.remaining}, locked by another flusher "

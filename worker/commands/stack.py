@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from worker import stack
 from worker.commands.common import console, fail
+from worker.dev import stack
 from worker.settings import DEFAULT_STACK_ENV
 
 app = typer.Typer(help="Run the embedded PostgreSQL (pgvector) and Redis from one directory.")

@@ -14,10 +14,10 @@ from typing import Any
 from psycopg import sql
 
 from models.base import PARTITIONED_TABLES
+from worker.calls.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS
+from worker.client.spool import Spool
 from worker.consistency.types import CheckContext, Discrepancy
-from worker.partitions import add_months, list_partitions, month_start
-from worker.spool import Spool
-from worker.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS
+from worker.maintenance.partitions import add_months, list_partitions, month_start
 
 #: How much earlier than the watermark an incremental run looks, for rows whose timestamps
 #: precede their commit (a call's messages are stamped before it is finalized).
@@ -98,14 +98,12 @@ def _plain(value: Any) -> Any:
 
 
 def transcripts(ctx: CheckContext) -> Iterator[Discrepancy]:
-    """Every call has its transcript. A call migrated from Azure has one only when it has
-    messages (the legacy data holds calls that never had any): the Azure comparison checks
-    those against their source."""
+    """Every call that has a message has its transcript: the rule every writer follows
+    (``worker.calls.transcripts``), live or migrated; a call without messages has none."""
     query = sql.SQL(
         "SELECT c.call_id FROM calls c WHERE {} AND NOT EXISTS"
         " (SELECT 1 FROM call_transcripts t WHERE t.call_id = c.call_id)"
-        " AND (c.source <> 'azure'"
-        "      OR EXISTS (SELECT 1 FROM call_messages m WHERE m.call_id = c.call_id))"
+        " AND EXISTS (SELECT 1 FROM call_messages m WHERE m.call_id = c.call_id)"
     ).format(sql.SQL("c.updated_at >= %s") if ctx.since else sql.SQL("TRUE"))
     params = [ctx.since] if ctx.since else []
     for (call_id,) in ctx.conn.execute(query, params).fetchall():

@@ -15,32 +15,16 @@ from uuid import UUID
 
 import psycopg
 
-from worker.azure.batch import JOB as MIGRATION_JOB
 from worker.azure.by_call import read_calls, remigrate
 from worker.azure.client import storage_from_settings
+from worker.calls import transcripts
+from worker.calls.summary import UPDATE_SQL
+from worker.client.spool import Spool
 from worker.consistency.types import Discrepancy
-from worker.errors import translate_database_errors
-from worker.jobs import lock_key
-from worker.partitions import ensure_partitions
+from worker.db import translate_database_errors
+from worker.jobs import JobName, lock_key
+from worker.maintenance.partitions import ensure_partitions
 from worker.settings import Settings
-from worker.spool import Spool
-from worker.summary import UPDATE_SQL
-
-REBUILD_TRANSCRIPTS = """
-INSERT INTO call_transcripts (call_id, transcript_text, transcript_data, message_count)
-SELECT c.call_id,
-       coalesce(string_agg(m.role || ': ' || m.content, E'\\n' ORDER BY m.sequence), ''),
-       coalesce(jsonb_agg(jsonb_build_object(
-           'sequence', m.sequence, 'timestamp', m.timestamp, 'role', m.role,
-           'content', m.content, 'node_id', m.node_id, 'turn_number', m.turn_number)
-           ORDER BY m.sequence) FILTER (WHERE m.call_id IS NOT NULL), '[]'::jsonb),
-       count(m.call_id)
-  FROM calls c LEFT JOIN call_messages m ON m.call_id = c.call_id
- WHERE c.call_id = ANY(%(call_ids)s)
- GROUP BY c.call_id
-ON CONFLICT (call_id) DO NOTHING
-"""
-
 
 #: Classes a call's migration from Azure repairs (``worker.consistency.azure``).
 AZURE_REMIGRATED = ("azure_call_differs", "azure_missing_in_postgres", "azure_reject_missing")
@@ -130,7 +114,7 @@ def apply(
             elif action.kind == "missing_transcript":
                 ids = [UUID(t) for t in action.targets]
                 with conn.transaction():
-                    rebuilt = conn.execute(REBUILD_TRANSCRIPTS, {"call_ids": ids}).rowcount
+                    rebuilt = transcripts.rebuild(conn, ids)
                 done.append(f"rebuilt {rebuilt} transcript(s)")
             elif action.kind == "missing_partition":
                 created = []
@@ -153,7 +137,7 @@ def apply(
 def _remigrate(settings: Settings, conn: psycopg.Connection[Any], sids: Sequence[str]) -> str:
     """Migrate the calls of ``sids`` again, holding the migration's lock so no batch writes
     them at the same time."""
-    key = lock_key(MIGRATION_JOB)
+    key = lock_key(JobName.MIGRATION)
     locked = conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
     conn.commit()
     if not locked or not locked[0]:

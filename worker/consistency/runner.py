@@ -19,7 +19,8 @@ from psycopg.types.json import Jsonb
 from worker.consistency import azure
 from worker.consistency.checks import STORE_CHECKS
 from worker.consistency.types import Check, CheckContext, Discrepancy
-from worker.errors import translate_database_errors
+from worker.db import translate_database_errors
+from worker.jobs import JobName, Skipped, exclusive_job
 from worker.settings import Settings, get_settings
 
 
@@ -50,6 +51,14 @@ class Report:
     @property
     def status(self) -> str:
         return "clean" if self.clean else "discrepancies"
+
+    def summary(self) -> dict[str, Any]:
+        """The periodic task's result and its ``job_runs.last_details``."""
+        return {
+            "report_id": str(self.id),
+            "status": self.status,
+            "discrepancies": len(self.discrepancies),
+        }
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +141,17 @@ def run_checks(
         report.finished_at = finished[0] if finished else None
         if store:
             _close(conn, report)
+    return report
+
+
+def run_check_job(settings: Settings, *, now: datetime, full: bool = False) -> Report | Skipped:
+    """The ``consistency.check`` job: every check, incrementally unless ``full``, with its
+    report stored, under the job's lock."""
+    with exclusive_job(settings, JobName.CONSISTENCY_CHECK) as job:
+        if job is None:
+            return Skipped(JobName.CONSISTENCY_CHECK)
+        report = run_checks(settings, now=now, full=full)
+        job.details.update(report.summary())
     return report
 
 

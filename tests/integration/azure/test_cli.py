@@ -8,9 +8,10 @@ import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from worker.azure import azurite, generate
 from worker.azure.client import AzureStorage
 from worker.cli import app
+from worker.dev import azurite
+from worker.dev import legacy_data as generate
 from worker.settings import Settings, get_settings
 
 runner = CliRunner()

@@ -11,14 +11,14 @@ import pytest
 from typer.testing import CliRunner
 
 from tests import factories
-from tests.integration.azure.conftest import Migrate
-from worker.azure import azurite
-from worker.azure import generate as g
+from tests.azure_fixtures import Migrate
 from worker.azure.client import AzureStorage
 from worker.azure.transforms import call_id_for
+from worker.calls.finalize import finalize_call
 from worker.cli import app
 from worker.consistency.runner import Report, run_checks
-from worker.finalize import finalize_call
+from worker.dev import azurite
+from worker.dev import legacy_data as g
 from worker.settings import Settings, get_settings
 
 NOW = datetime.now(UTC)

@@ -9,10 +9,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.integration.azure.conftest import Migrate, snapshot
-from worker.azure import generate as g
+from tests.azure_fixtures import Migrate, snapshot
 from worker.azure.client import AzureStorage
 from worker.azure.transforms import call_id_for
+from worker.dev import legacy_data as g
 
 
 def _value(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:

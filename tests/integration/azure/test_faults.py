@@ -14,10 +14,11 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from tests.integration.azure.conftest import FAST_RETRY, Migrate
-from worker.azure import azurite, generate
+from tests.azure_fixtures import FAST_RETRY, Migrate
 from worker.azure.batch import run_batches
 from worker.azure.client import AzureStorage
+from worker.dev import azurite
+from worker.dev import legacy_data as generate
 from worker.errors import AzureUnavailable
 from worker.settings import Settings
 

@@ -6,18 +6,15 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
-from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 from psycopg.rows import dict_row
 
-from models.enums import MessageRole
 from tests.conftest import Database
-from worker.azure import generate as g
 from worker.azure.transforms import CALL_NAMESPACE
-from worker.persist import transcript_text
+from worker.dev import legacy_data as g
 
 
 def _rows(conn: psycopg.Connection[Any], query: str, *params: Any) -> list[dict[str, Any]]:
@@ -292,8 +289,8 @@ def test_transcript_entries(conn: psycopg.Connection[Any]) -> None:
     transcript = _one(conn, "SELECT * FROM call_transcripts WHERE call_id = %s", call_id)
     assert transcript["message_count"] == 4
 
-    assert transcript["transcript_text"] == transcript_text(
-        SimpleNamespace(role=MessageRole(m["role"]), content=m["content"]) for m in messages
+    assert transcript["transcript_text"] == "\n".join(
+        f"{m['role']}: {m['content']}" for m in messages
     )
     assert transcript["transcript_data"][0] == {
         "sequence": 1,

@@ -1,0 +1,18 @@
+"""The short soak: every fault once, on its own embedded stack, and nothing lost or doubled."""
+
+from __future__ import annotations
+
+from bench.soak import SoakConfig, run
+
+
+def test_short_soak_loses_and_duplicates_nothing() -> None:
+    result = run(SoakConfig.short(), log=lambda _line: None)
+    assert result.lost == 0
+    assert result.duplicated == 0
+    assert result.refused_by_recorder == 0
+    assert result.persisted == result.valid
+    assert result.dead_lettered == result.malformed and result.wrongly_dead_lettered == 0
+    assert {f.name for f in result.faults} == {
+        "worker SIGKILL", "postgres restart", "maintenance run", "redis restart",
+    }  # fmt: skip
+    assert result.worker_kills >= 1 and result.duplicates_sent > 0

@@ -1,0 +1,148 @@
+"""Finalizing a call on the worker: validate, make sure partitions exist, persist in one
+transaction, and dead-letter what can never be persisted.
+
+This is the plain function behind the ``calls.finalize`` task. It raises ``TransientError``
+for the task to retry and returns a ``FinalizeResult`` for everything else, so a call ends
+either persisted exactly once or in ``failed_payloads`` with the reason.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Engine
+
+from models.payload import TASK_NAME, CallPayload
+from worker.calls import dead_letters
+from worker.calls.persist import PersistOutcome, persist_call
+from worker.calls.validation import encode, validate_payload
+from worker.db import get_engine, raw_connection, session_scope
+from worker.errors import ConstraintViolation, PartitionMissing, PermanentError
+from worker.log import get_logger
+from worker.maintenance.partition_cache import partition_guard
+from worker.maintenance.partitions import month_start
+from worker.settings import Settings
+
+log = get_logger("callstore.finalize")
+
+
+class FinalizeOutcome(StrEnum):
+    PERSISTED = "persisted"
+    UNCHANGED = "unchanged"
+    DEAD_LETTERED = "dead_lettered"
+
+
+@dataclass(frozen=True, slots=True)
+class FinalizeResult:
+    outcome: FinalizeOutcome
+    call_id: UUID | None
+    revision: int | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    duration_ms: float = 0.0
+    dead_letter_id: UUID | None = None
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-friendly form (the task's return value, shown by Flower)."""
+        return {
+            "outcome": self.outcome.value,
+            "call_id": str(self.call_id) if self.call_id else None,
+            "revision": self.revision,
+            "rows": sum(self.rows.values()),
+            "duration_ms": round(self.duration_ms, 2),
+            "dead_letter_id": str(self.dead_letter_id) if self.dead_letter_id else None,
+            "error": self.error,
+        }
+
+
+def partition_months(payload: CallPayload) -> set[date]:
+    """Months of the rows ``payload`` writes into partitioned tables."""
+    months: set[date] = set()
+    for entries in (payload.messages, payload.transitions, payload.metrics, payload.rag_retrievals):
+        months.update(month_start(entry.timestamp) for entry in entries)
+    return months
+
+
+def finalize_call(
+    raw: Any, *, settings: Settings, task_id: str | None, engine: Engine | None = None
+) -> FinalizeResult:
+    """Persist ``raw`` (a ``calls.finalize`` message), or dead-letter it when it is bad."""
+    engine = engine or get_engine()
+    started = time.perf_counter()
+    call_id = dead_letters.call_id_of(raw)
+    try:
+        payload, _ = validate_payload(raw, max_bytes=settings.max_payload_bytes)
+    except PermanentError as error:
+        return dead_letter(raw, error, task_id=task_id, engine=engine)
+
+    months = partition_months(payload)
+    partition_guard.ensure(engine, months)
+    try:
+        try:
+            with session_scope(engine) as session:
+                result = persist_call(raw_connection(session), payload)
+        except PartitionMissing:
+            # A month was dropped or never made since this process last looked: make it, once.
+            partition_guard.forget()
+            partition_guard.ensure(engine, months)
+            with session_scope(engine) as session:
+                result = persist_call(raw_connection(session), payload)
+    except ConstraintViolation as error:
+        return dead_letter(raw, error, task_id=task_id, engine=engine)
+
+    elapsed = (time.perf_counter() - started) * 1000
+    outcome = (
+        FinalizeOutcome.UNCHANGED
+        if result.outcome is PersistOutcome.UNCHANGED
+        else FinalizeOutcome.PERSISTED
+    )
+    log.info(
+        "call finalized",
+        action="finalize",
+        call_id=str(call_id),
+        revision=payload.revision,
+        outcome=result.outcome.value,
+        rows=result.row_count,
+        duration_ms=round(elapsed, 2),
+    )
+    return FinalizeResult(outcome, call_id, payload.revision, result.rows, elapsed)
+
+
+def dead_letter(
+    raw: Any, error: BaseException, *, task_id: str | None, engine: Engine | None = None
+) -> FinalizeResult:
+    """Dead-letter ``raw`` with ``error``. Raises ``DatabaseUnavailable`` if even that fails,
+    in which case the caller must keep the message (retry) rather than drop it."""
+    try:
+        body = encode(raw)
+    except PermanentError:
+        body = repr(raw).encode("utf-8", "backslashreplace")
+    call_id = dead_letters.call_id_of(raw)
+    with session_scope(engine or get_engine()) as session:
+        dead_letter_id = dead_letters.record(
+            session,
+            body=body,
+            task_name=TASK_NAME,
+            task_id=task_id,
+            error=error,
+            call_id=call_id,
+        )
+    log.warning(
+        "call dead-lettered",
+        action="dead_letter",
+        call_id=str(call_id),
+        dead_letter_id=str(dead_letter_id),
+        error_class=type(error).__name__,
+        error=str(error)[:500],
+    )
+    return FinalizeResult(
+        FinalizeOutcome.DEAD_LETTERED,
+        call_id,
+        dead_letter_id=dead_letter_id,
+        error=f"{type(error).__name__}: {error}",
+    )

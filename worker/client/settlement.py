@@ -1,0 +1,100 @@
+"""End-to-end acknowledgement of calls: the worker says "settled", the runtime forgets.
+
+Celery's Redis transport takes a message off its queue (``BRPOP``) and only afterwards records
+it as unacknowledged; a worker killed between the two loses the message (celery/celery#7950).
+Acks-late and the visibility timeout cannot see that window, so callstore closes it end to end:
+the runtime keeps every call it published in its outbox (``worker.client.spool``, ``sent/``) until a
+worker has *settled* it — persisted it, found it already stored, or dead-lettered it — and
+publishes it again if it stays unsettled for too long. Redelivery is harmless: persisting is
+idempotent.
+
+A settlement is a Redis key per call holding the newest settled revision, kept a week.
+Runtime-safe: no database imports.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import redis
+
+from worker.client.queues import redis_client
+from worker.log import get_logger
+from worker.settings import ClientSettings
+
+log = get_logger("callstore.settlement")
+
+SETTLED_PREFIX = "callstore:settled:"
+SETTLED_TTL_SECONDS = 7 * 24 * 3600
+#: Where kombu's Redis transport keeps messages a worker has taken but not acknowledged.
+UNACKED_HASH = "unacked"
+
+
+def settled_key(call_id: str) -> str:
+    return SETTLED_PREFIX + call_id
+
+
+def mark_settled(client: redis.Redis, call_id: str, revision: int) -> None:
+    """Record that ``revision`` of ``call_id`` needs no further delivery."""
+    client.set(settled_key(call_id), revision, ex=SETTLED_TTL_SECONDS)
+
+
+def settled_revisions(client: redis.Redis, call_ids: Iterable[str]) -> dict[str, int]:
+    """The newest settled revision of each of ``call_ids`` that has one."""
+    ids = list(call_ids)
+    if not ids:
+        return {}
+    values = client.mget([settled_key(c) for c in ids])
+    found = {}
+    for call_id, value in zip(ids, values, strict=True):
+        if value is not None:
+            try:
+                found[call_id] = int(value)
+            except ValueError:
+                continue
+    return found
+
+
+def in_flight(client: redis.Redis, call_ids: Iterable[str]) -> set[str]:
+    """Those of ``call_ids`` a worker holds right now (running, or waiting for a retry)."""
+    wanted = set(call_ids)
+    if not wanted:
+        return set()
+    holding: set[str] = set()
+    for value in client.hvals(UNACKED_HASH):
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        holding.update(c for c in wanted if c in text)
+    return holding
+
+
+def settlement_of(raw: Any) -> tuple[str, int] | None:
+    """(call id, revision) of a raw payload as the runtime named it, if it names them."""
+    if not isinstance(raw, Mapping):
+        return None
+    call_id, revision = raw.get("call_id"), raw.get("revision")
+    if not isinstance(call_id, str) or not isinstance(revision, int) or isinstance(revision, bool):
+        return None
+    return call_id, revision
+
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def settle(settings: ClientSettings, raw: Any) -> None:
+    """Mark the call in ``raw`` settled (best effort: if Redis cannot be told, the runtime
+    publishes the call again later, which is harmless)."""
+    named = settlement_of(raw)
+    if named is None:
+        return
+    url = settings.broker_url.get_secret_value()
+    with _clients_lock:
+        client = _clients.get(url)
+        if client is None:
+            client = _clients[url] = redis_client(url)
+    try:
+        mark_settled(client, *named)
+    except redis.RedisError as error:
+        log.warning("settlement not recorded", call_id=named[0], error=str(error))
