@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
@@ -170,3 +173,23 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def http_request(
+    url: str, *, method: str = "GET", auth: tuple[str, str] | None = None, body: bytes = b""
+) -> tuple[int, str]:
+    """Status and body of one request to a test server of ours (errors are answers too)."""
+    data = body if method not in ("GET", "HEAD") else None
+    request = urllib.request.Request(url, data=data, method=method)  # noqa: S310  (our servers)
+    if auth is not None:
+        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode(errors="replace")
+
+
+def http_get(url: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    return http_request(url, auth=auth)

@@ -115,10 +115,13 @@ class Settings(ClientSettings):
     #: A spool file this old means a finalized call is not reaching the broker.
     check_spool_age_seconds: Annotated[int, Field(ge=1)] = 600
 
-    #: Flower's users, ``user:password`` pairs separated by commas (Flower's own format).
+    #: Flower's operators, ``user:password`` pairs separated by commas (Flower's own format):
+    #: they may control workers and tasks (``worker/monitoring/flower_roles.py``).
     flower_basic_auth: SecretStr | None = None
-    #: Let Flower run without ``CALLSTORE_FLOWER_BASIC_AUTH`` (e.g. behind an authenticating
-    #: proxy). Without either, Flower refuses to start.
+    #: Flower's viewers, in the same format: they may read everything and change nothing.
+    flower_viewers: SecretStr | None = None
+    #: Let Flower run without users (e.g. behind an authenticating proxy). Without users or
+    #: this, Flower refuses to start.
     flower_allow_anonymous: bool = False
     #: Path prefix when Flower is served under a sub-path of a reverse proxy (``flower``).
     flower_url_prefix: str = ""

@@ -8,14 +8,11 @@ the ``migration`` queue has no consumer here, so messages put there stay and can
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import signal
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -38,6 +35,7 @@ from tests.helpers import (
     PROJECT_ROOT,
     WorkerProcess,
     free_port,
+    http_get,
     settings_env,
     start_worker,
     wait_until,
@@ -54,18 +52,6 @@ from worker.settings import Settings
 
 CALLSTORE = str(Path(sys.executable).with_name("callstore"))
 USER, PASSWORD = "ops", "flower-Pa55"
-
-
-def http_get(url: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(url)  # noqa: S310  (http URLs of our own test servers)
-    if auth is not None:
-        token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read().decode(errors="replace")
 
 
 @dataclass
