@@ -8,6 +8,7 @@ from celery import Task
 
 from models.payload import ANNOUNCE_TASK_NAME
 from tasks.retry import backoff_seconds, retries_left
+from tasks.revoked import KeepRevokedCall
 from worker.calls import dead_letters
 from worker.calls.announcements import record_announcement, validate_announcement
 from worker.calls.dead_letters import call_id_of
@@ -23,9 +24,10 @@ from worker.settings import get_settings
 log = get_logger("callstore.tasks.calls")
 
 
-@app.task(bind=True, name="calls.finalize", max_retries=None)
+@app.task(bind=True, name="calls.finalize", max_retries=None, Request=KeepRevokedCall)
 def finalize(self: Task, payload: Any) -> dict[str, Any]:
-    """Persist a finalized call from the runtime (``models.payload.CallPayload``)."""
+    """Persist a finalized call from the runtime (``models.payload.CallPayload``); a revoked one
+    is dead-lettered instead (``tasks/revoked.py``)."""
     settings = get_settings()
     try:
         result = finalize_call(payload, settings=settings, task_id=self.request.id)

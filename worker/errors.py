@@ -37,6 +37,11 @@ class PayloadTooLarge(PayloadInvalid):
     """The payload is over ``CALLSTORE_MAX_PAYLOAD_BYTES``."""
 
 
+class MessageRevoked(PermanentError):
+    """An operator revoked the message (Flower, ``celery control revoke``), terminated its task,
+    or it expired before a worker ran it: the call is kept as a dead letter, never dropped."""
+
+
 class ConstraintViolation(PermanentError):
     """PostgreSQL refused the data itself (a CHECK, a length, a NUL character, ...)."""
 

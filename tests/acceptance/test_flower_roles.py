@@ -24,6 +24,7 @@ from tests import factories
 from tests.conftest import TEMPLATE
 from tests.helpers import WorkerProcess, free_port, http_request, start_worker, wait_until
 from worker.client.publisher import Publisher
+from worker.client.settlement import SETTLED_PREFIX, UNACKED_HASH
 from worker.dev import processes, stack
 from worker.settings import Settings
 
@@ -128,6 +129,18 @@ def _consume_calls(system: Flower) -> None:
     wait_until(lambda: QUEUE in _consumed_queues(system), timeout=30, what="the calls consumer")
 
 
+def _stop_consuming_calls(system: Flower) -> None:
+    if QUEUE not in _consumed_queues(system):
+        return
+    status, body = system.request(
+        f"/api/worker/queue/cancel-consumer/{system.worker_name}?queue={QUEUE}",
+        method="POST",
+        user=OPERATOR,
+    )
+    assert status == 200, body
+    wait_until(lambda: QUEUE not in _consumed_queues(system), timeout=30, what="no calls consumer")
+
+
 def _send(system: Flower, payload: dict[str, Any]) -> str:
     publisher = Publisher(system.settings)
     try:
@@ -143,18 +156,49 @@ def _stored(system: Flower, payload: dict[str, Any]) -> int:
     return count
 
 
+def _state(system: Flower, task_id: str) -> str | None:
+    """The task's state as Flower saw it from the events; None before its first event."""
+    status, body = system.request(f"/api/task/info/{task_id}", user=VIEWER)
+    return json.loads(body).get("state") if status == 200 else None
+
+
+def _dead_letter(system: Flower, payload: dict[str, Any]) -> tuple[str, str, bytes] | None:
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT error_class, error_message, payload FROM failed_payloads WHERE call_id = %s",
+            (uuid.UUID(payload["call_id"]),),
+        ).fetchone()
+    return None if row is None else (row[0], row[1], bytes(row[2]))
+
+
+def _revoke_while_waiting(system: Flower, payload: dict[str, Any]) -> str:
+    """Publish ``payload`` while no worker consumes ``calls``, revoke it as an operator, wait
+    until the worker holds the revoke, then let the worker take the message."""
+    _stop_consuming_calls(system)
+    task_id = _send(system, payload)
+    # A read the worker had started before the cancel puts what it took back (kombu).
+    wait_until(lambda: system.redis.llen(QUEUE) == 1, timeout=30, what="the call to wait")
+    status, body = system.request(f"/api/task/revoke/{task_id}", method="POST", user=OPERATOR)
+    assert status == 200, body
+    wait_until(
+        lambda: task_id in system.worker_info().get("revoked", []),
+        timeout=30,
+        what="the worker to hold the revoke",
+    )
+    _consume_calls(system)
+    return task_id
+
+
 def test_a_viewer_reads_tasks_and_workers_and_sees_no_controls(system: Flower) -> None:
     payload = factories.small_payload(1101)
     _consume_calls(system)
     task_id = _send(system, payload)
     wait_until(lambda: _stored(system, payload) == 1, timeout=60, what="the call to be stored")
 
-    def finished() -> dict[str, Any] | None:
-        info: dict[str, Any] = system.read(f"/api/task/info/{task_id}")
-        return info if info.get("state") == "SUCCESS" else None
-
-    info = wait_until(finished, timeout=60, what="Flower to see the task succeed")
-    assert info is not None and info["name"] == TASK_NAME
+    wait_until(
+        lambda: _state(system, task_id) == "SUCCESS", timeout=60, what="Flower to see it succeed"
+    )
+    assert system.read(f"/api/task/info/{task_id}")["name"] == TASK_NAME
     assert task_id in system.read(f"/api/tasks?taskname={TASK_NAME}")
     assert system.read("/api/queues/length")["active_queues"] is not None
     assert system.read("/api/task/types")["task-types"]
@@ -213,3 +257,75 @@ def test_a_viewer_is_refused_every_control_and_every_write(system: Flower) -> No
     assert info["stats"]["pool"]["max-concurrency"] == 1
     assert system.redis.llen(QUEUE) == 0
     assert _stored(system, payload) == 0
+
+
+def test_an_operator_revoke_sends_the_waiting_call_to_the_dead_letters(system: Flower) -> None:
+    payload = factories.small_payload(1103)
+    task_id = _revoke_while_waiting(system, payload)
+
+    kept = wait_until(
+        lambda: _dead_letter(system, payload), timeout=60, what="the revoked call's dead letter"
+    )
+    assert kept is not None
+    error_class, message, body = kept
+    assert error_class == "MessageRevoked"
+    assert "revoked" in message and task_id in message
+    assert json.loads(body) == payload, "the dead letter keeps the call's JSON, for replay"
+    wait_until(
+        lambda: system.redis.hlen(UNACKED_HASH) == 0 and system.redis.llen(QUEUE) == 0,
+        timeout=30,
+        what="the message to be acknowledged",
+    )
+    assert _stored(system, payload) == 0
+    assert system.redis.get(f"{SETTLED_PREFIX}{payload['call_id']}") == b"1", (
+        "settled: the runtime's outbox does not publish it again"
+    )
+    assert system.worker.alive()
+
+
+def test_a_revoked_call_that_cannot_be_dead_lettered_is_stored_instead(system: Flower) -> None:
+    payload = factories.small_payload(1104)
+    with psycopg.connect(system.database_url, autocommit=True) as conn:
+        conn.execute(
+            "CREATE FUNCTION refuse_dead_letters() RETURNS trigger LANGUAGE plpgsql AS"
+            " $$ BEGIN RAISE EXCEPTION 'dead letters refused for this test'; END $$"
+        )
+        conn.execute(
+            "CREATE TRIGGER refuse BEFORE INSERT ON failed_payloads"
+            " FOR EACH ROW EXECUTE FUNCTION refuse_dead_letters()"
+        )
+    try:
+        _revoke_while_waiting(system, payload)
+        wait_until(lambda: _stored(system, payload) == 1, timeout=60, what="the call to be stored")
+    finally:
+        with psycopg.connect(system.database_url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER refuse ON failed_payloads")
+            conn.execute("DROP FUNCTION refuse_dead_letters()")
+    assert _dead_letter(system, payload) is None
+    assert "could not be dead-lettered" in system.worker.log()
+
+
+def test_an_operator_terminating_a_running_finalize_keeps_its_call(system: Flower) -> None:
+    payload = factories.small_payload(1105)
+    _consume_calls(system)
+    with psycopg.connect(system.database_url) as holder:
+        # The finalize blocks on its first write to calls, well inside its 10 s lock timeout.
+        holder.execute("LOCK TABLE calls IN ACCESS EXCLUSIVE MODE")
+        task_id = _send(system, payload)
+        wait_until(
+            lambda: _state(system, task_id) == "STARTED", timeout=30, what="the finalize to run"
+        )
+        status, body = system.request(
+            f"/api/task/revoke/{task_id}?terminate=true", method="POST", user=OPERATOR
+        )
+        assert status == 200, body
+        kept = wait_until(
+            lambda: _dead_letter(system, payload), timeout=30, what="the terminated call's letter"
+        )
+    assert kept is not None
+    assert kept[0] == "MessageRevoked" and "terminated" in kept[1], kept[:2]
+    assert json.loads(kept[2]) == payload
+    wait_until(
+        lambda: system.redis.hlen(UNACKED_HASH) == 0, timeout=30, what="the message to be acked"
+    )
+    assert _stored(system, payload) == 0, "its transaction died with its process"
