@@ -4,7 +4,9 @@ A spooled message is a file written durably (``worker.durable``): after a crash 
 whole or absent. ``flush`` re-publishes the files in age order and deletes each
 only after the broker accepted it; two flushers at once (the recorder and ``callstore spool
 flush``) skip each other's files through an advisory ``flock``. A file that cannot be read back
-is moved to ``corrupt/`` where an operator sees it; it is never deleted.
+is moved to ``corrupt/`` where an operator sees it; it is never deleted. What a writer killed in
+the middle of a write left (a hidden ``.tmp``, never a whole call) is swept by the next flush or
+outbox pass, so a full disk does not fill further with partial files.
 
 The spool lives on the runtime's host; it needs no database and no worker code.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from worker.client.encoding import encode_json
-from worker.durable import fsync_dir, write_atomically
+from worker.durable import fsync_dir, sweep_temporaries, write_atomically
 from worker.errors import BrokerUnavailable
 
 SUFFIX = ".json"
@@ -151,6 +153,7 @@ class Spool:
         is merely queued behind a backlog costs few duplicates.
         """
         result = ReconcileResult()
+        sweep_temporaries(self.directory / SENT_DIR)
         entries = self.sent_entries()
         if not entries:
             return result
@@ -250,6 +253,7 @@ class Spool:
 
     def flush(self, send: Send, *, limit: int | None = None) -> FlushResult:
         """Publish spooled messages oldest first; stop at the first broker failure."""
+        sweep_temporaries(self.directory)
         result = FlushResult()
         paths = self.paths()
         for index, path in enumerate(paths):
