@@ -1,5 +1,6 @@
 """Prometheus metrics of what Flower cannot show: backlogs, dead letters, spool, partitions,
-migration lag, periodic jobs and the canary (docs/operations.md has the alert for each).
+migration lag, periodic jobs and the canary (docs/operations.md has the alert for each; the
+rules ship as prometheus/alerts.yml).
 
 Every value is read when Prometheus scrapes, with short timeouts, so it is never stale; a
 server that does not answer makes ``callstore_up{component=...}`` 0 and leaves its metrics out
@@ -22,6 +23,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from models.enums import DeadLetterStatus
 from worker.client.queues import queue_depths, redis_client
 from worker.client.spool import Spool
+from worker.jobs import JobName
 from worker.log import get_logger
 from worker.maintenance.partitions import horizon
 from worker.monitoring import canary
@@ -71,12 +73,13 @@ def migration_lag_seconds(conn: psycopg.Connection[Any], *, now: datetime) -> fl
 
 
 def job_success_ages(conn: psycopg.Connection[Any], *, now: datetime) -> dict[str, float]:
-    """Seconds since each periodic job last succeeded; +Inf for a job that never has."""
+    """Seconds since each periodic job last succeeded; +Inf for one that never has, listed from
+    the start (every ``JobName``), so an alert on a job that never ran needs no ``absent()``."""
+    ages = {job.value: math.inf for job in JobName}
     rows = conn.execute("SELECT job, last_success_at FROM job_runs ORDER BY job").fetchall()
-    return {
-        job: math.inf if success is None else max(0.0, (now - success).total_seconds())
-        for job, success in rows
-    }
+    for job, success in rows:
+        ages[job] = math.inf if success is None else max(0.0, (now - success).total_seconds())
+    return ages
 
 
 # -- the collector ---------------------------------------------------------------------------
@@ -133,7 +136,7 @@ class CallstoreCollector(Collector):
             ),
             "jobs": _gauge(
                 "callstore_beat_job_last_success_age_seconds",
-                "Seconds since a periodic job last succeeded (+Inf: never).",
+                "Seconds since a periodic job last succeeded (+Inf: never); every job, from the start.",
                 ["job"],
             ),
             "canary": _gauge(
