@@ -73,6 +73,11 @@ def test_the_demo_persists_every_call_and_ctrl_c_stops_all_it_started(tmp_path: 
         demo.send_signal(signal.SIGINT)
         assert demo.wait(timeout=90) == 0, "".join(output) + demo.stdout.read()
         assert [pid for pid in started if _alive(pid)] == []
+        # The embedded servers outlive the demo, and the demo says so and how to stop them.
+        farewell = " ".join(demo.stdout.read().split())
+        assert "PostgreSQL and Redis keep running" in farewell, farewell
+        assert f"callstore stack down --data-dir {data_dir.resolve()}" in farewell, farewell
+        assert stack.info(stack.paths(data_dir)).postgres_pid, "still running, as it says"
     finally:
         if demo.poll() is None:
             os.killpg(demo.pid, signal.SIGKILL)

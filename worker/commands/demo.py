@@ -39,7 +39,8 @@ def command(
     metrics_port: Annotated[int, typer.Option(min=1, max=65535)] = demo.METRICS_PORT,
 ) -> None:
     """Start PostgreSQL, Redis, a worker, beat, Flower and the metrics endpoint; push simulated
-    calls through ``CallRecorder``; show what was persisted."""
+    calls through ``CallRecorder``; show what was persisted. PostgreSQL and Redis keep running
+    afterwards (``callstore stack down`` stops them)."""
     options = demo.DemoOptions(
         calls=calls,
         concurrency=concurrency,
@@ -84,6 +85,7 @@ def command(
         # stop is bounded (worker/dev/processes.py), so it is not interruptible.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         system.stop()
+        console.print(demo.servers_left_running(data_dir), highlight=False, soft_wrap=True)
     if run.lost or run.refused:
         raise typer.Exit(1)
 

@@ -299,6 +299,14 @@ def summary_lines(run: DemoRun) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+def servers_left_running(data_dir: Path) -> str:
+    """What the demo leaves behind: the embedded servers, reused by the next demo."""
+    return (
+        f"PostgreSQL and Redis keep running (data in {data_dir.resolve()}, reused by the next"
+        f" demo); stop them with: callstore stack down --data-dir {data_dir.resolve()}"
+    )
+
+
 def example_query() -> str:
     return (
         "SELECT call_id, direction, total_turns, avg_llm_ttfb_ms, total_llm_tokens "
