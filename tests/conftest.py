@@ -108,6 +108,16 @@ def database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
     stack.drop_database(pg_admin_url, name)
 
 
+@pytest.fixture(scope="module")
+def module_database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
+    """A database from the migrated template shared by a module's tests (a module-scoped
+    system of processes: worker, Flower), dropped after them."""
+    name = f"module_{uuid.uuid4().hex[:12]}"
+    url = stack.create_database(pg_admin_url, name, template=template_database)
+    yield Database(name=name, url=url, admin_url=pg_admin_url)
+    stack.drop_database(pg_admin_url, name)
+
+
 @pytest.fixture(scope="session")
 def redis_url(stack_paths: stack.StackPaths) -> Iterator[str]:
     url = stack.start_redis(stack_paths)

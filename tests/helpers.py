@@ -193,3 +193,11 @@ def http_request(
 
 def http_get(url: str, *, auth: tuple[str, str] | None = None) -> tuple[int, str]:
     return http_request(url, auth=auth)
+
+
+def scalar(database_url: str, query: str, *params: Any) -> Any:
+    """The first column of the first row of ``query`` (None without a row), on a connection of
+    its own."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        row = conn.execute(query, params).fetchone()
+        return None if row is None else row[0]

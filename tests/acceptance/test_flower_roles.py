@@ -21,8 +21,15 @@ import redis
 
 from models.payload import QUEUE, TASK_NAME
 from tests import factories
-from tests.conftest import TEMPLATE
-from tests.helpers import WorkerProcess, free_port, http_request, start_worker, wait_until
+from tests.conftest import Database
+from tests.helpers import (
+    WorkerProcess,
+    free_port,
+    http_request,
+    scalar,
+    start_worker,
+    wait_until,
+)
 from worker.client.publisher import Publisher
 from worker.client.settlement import SETTLED_PREFIX, UNACKED_HASH
 from worker.dev import processes, stack
@@ -58,23 +65,16 @@ class Flower:
         )
         return info[self.worker_name]
 
-    def scalar(self, query: str, *params: Any) -> Any:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            row = conn.execute(query, params).fetchone()
-            return None if row is None else row[0]
-
 
 @pytest.fixture(scope="module")
 def system(
-    pg_admin_url: str,
-    template_database: str,
+    module_database: Database,
     redis_url: str,
     stack_paths: stack.StackPaths,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Flower]:
     tmp = tmp_path_factory.mktemp("flower-roles")
-    name = f"test_roles_{uuid.uuid4().hex[:8]}"
-    database_url = stack.create_database(pg_admin_url, name, template=TEMPLATE)
+    database_url = module_database.url
     client = redis.Redis(unix_socket_path=str(stack_paths.redis_socket))
     client.flushall()
     settings = factories.make_settings(
@@ -109,36 +109,28 @@ def system(
     finally:
         flower.stop()
         worker.stop()
-        stack.drop_database(pg_admin_url, name)
 
 
 def _consumed_queues(system: Flower) -> set[str]:
     return {queue["name"] for queue in system.worker_info().get("active_queues", [])}
 
 
-def _consume_calls(system: Flower) -> None:
-    """The operator adds the ``calls`` consumer, as after a maintenance window."""
-    if QUEUE in _consumed_queues(system):
+def _consume_calls(system: Flower, consume: bool = True) -> None:
+    """The operator adds (or cancels) the ``calls`` consumer, as around a maintenance window."""
+    if (QUEUE in _consumed_queues(system)) is consume:
         return
+    action = "add-consumer" if consume else "cancel-consumer"
     status, body = system.request(
-        f"/api/worker/queue/add-consumer/{system.worker_name}?queue={QUEUE}",
+        f"/api/worker/queue/{action}/{system.worker_name}?queue={QUEUE}",
         method="POST",
         user=OPERATOR,
     )
     assert status == 200, body
-    wait_until(lambda: QUEUE in _consumed_queues(system), timeout=30, what="the calls consumer")
-
-
-def _stop_consuming_calls(system: Flower) -> None:
-    if QUEUE not in _consumed_queues(system):
-        return
-    status, body = system.request(
-        f"/api/worker/queue/cancel-consumer/{system.worker_name}?queue={QUEUE}",
-        method="POST",
-        user=OPERATOR,
+    wait_until(
+        lambda: (QUEUE in _consumed_queues(system)) is consume,
+        timeout=30,
+        what=f"the calls consumer to be {'added' if consume else 'cancelled'}",
     )
-    assert status == 200, body
-    wait_until(lambda: QUEUE not in _consumed_queues(system), timeout=30, what="no calls consumer")
 
 
 def _send(system: Flower, payload: dict[str, Any]) -> str:
@@ -150,8 +142,10 @@ def _send(system: Flower, payload: dict[str, Any]) -> str:
 
 
 def _stored(system: Flower, payload: dict[str, Any]) -> int:
-    count: int = system.scalar(
-        "SELECT count(*) FROM calls WHERE call_id = %s", uuid.UUID(payload["call_id"])
+    count: int = scalar(
+        system.database_url,
+        "SELECT count(*) FROM calls WHERE call_id = %s",
+        uuid.UUID(payload["call_id"]),
     )
     return count
 
@@ -174,7 +168,7 @@ def _dead_letter(system: Flower, payload: dict[str, Any]) -> tuple[str, str, byt
 def _revoke_while_waiting(system: Flower, payload: dict[str, Any]) -> str:
     """Publish ``payload`` while no worker consumes ``calls``, revoke it as an operator, wait
     until the worker holds the revoke, then let the worker take the message."""
-    _stop_consuming_calls(system)
+    _consume_calls(system, consume=False)
     task_id = _send(system, payload)
     # A read the worker had started before the cancel puts what it took back (kombu).
     wait_until(lambda: system.redis.llen(QUEUE) == 1, timeout=30, what="the call to wait")

@@ -13,7 +13,6 @@ import json
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,13 +28,14 @@ from sqlalchemy import Engine
 
 from models.payload import QUEUE, TASK_NAME
 from tests import factories
-from tests.conftest import TEMPLATE
+from tests.conftest import Database
 from tests.helpers import (
     CELERY,
     PROJECT_ROOT,
     WorkerProcess,
     free_port,
     http_get,
+    scalar,
     settings_env,
     start_worker,
     wait_until,
@@ -114,22 +114,18 @@ class System:
         return json.loads(body)
 
     def scalar(self, query: str, *params: Any) -> Any:
-        with psycopg.connect(self.database_url, autocommit=True) as conn:
-            row = conn.execute(query, params).fetchone()
-            return None if row is None else row[0]
+        return scalar(self.database_url, query, *params)
 
 
 @pytest.fixture(scope="module")
 def system(
-    pg_admin_url: str,
-    template_database: str,
+    module_database: Database,
     redis_url: str,
     stack_paths: stack.StackPaths,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[System]:
     tmp = tmp_path_factory.mktemp("operations")
-    name = f"test_ops_{uuid.uuid4().hex[:8]}"
-    database_url = stack.create_database(pg_admin_url, name, template=TEMPLATE)
+    database_url = module_database.url
     client = redis.Redis(unix_socket_path=str(stack_paths.redis_socket))
     client.flushall()
     settings = factories.make_settings(
@@ -158,7 +154,6 @@ def system(
         engine.dispose()
         flower.stop()
         worker.stop()
-        stack.drop_database(pg_admin_url, name)
 
 
 def _send_calls(settings: Settings, seeds: range) -> list[Any]:
