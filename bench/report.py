@@ -66,8 +66,11 @@ def markdown(r: dict[str, Any]) -> str:
             f"the whole run took {r['duration_seconds']} s."
         ),
         "Every target is a ratio against a baseline measured in the same run, because these",
-        "machines are shared and noisy. Reproduce with `uv run python -m bench` (`--quick` for a",
-        "short run, `--json FILE` for the figures as JSON).",
+        "machines are shared and noisy. Reproduce with `uv run python -m bench` (`--json FILE` for",
+        "the figures as JSON; `--quick` is a smoke run that leaves this file alone unless given",
+        "`--write-docs`). The scale-out runs apart, on as many cores as the machine has:",
+        "`uv run python -m bench.scale --workers 1,2,4,8,12` (figures for 2 cores in",
+        "[reliability](reliability.md#scale-out); not yet measured on a 16-core machine).",
         "",
         "## Targets",
         "",

@@ -141,17 +141,6 @@ def attribute(stacks: Iterable[tuple[tuple[str, ...], float]]) -> dict[str, floa
     return dict(totals)
 
 
-def unmatched(
-    stacks: Iterable[tuple[tuple[str, ...], float]], *, top: int = 5
-) -> list[tuple[str, float]]:
-    """The innermost frames of the heaviest stacks no rule matched: where a rule is missing."""
-    frames: defaultdict[str, float] = defaultdict(float)
-    for stack, seconds in stacks:
-        if stage_of(stack) == OTHER.key:
-            frames[stack[-1] if stack else "?"] += seconds
-    return sorted(frames.items(), key=lambda item: -item[1])[:top]
-
-
 def heaviest_frames(
     stacks: Iterable[tuple[tuple[str, ...], float]], *, top: int = 4
 ) -> dict[str, list[tuple[str, float]]]:
@@ -162,3 +151,10 @@ def heaviest_frames(
     return {
         key: sorted(found.items(), key=lambda item: -item[1])[:top] for key, found in frames.items()
     }
+
+
+def unmatched(
+    stacks: Iterable[tuple[tuple[str, ...], float]], *, top: int = 5
+) -> list[tuple[str, float]]:
+    """The innermost frames of the heaviest stacks no rule matched: where a rule is missing."""
+    return heaviest_frames(stacks, top=top).get(OTHER.key, [])

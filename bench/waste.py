@@ -286,8 +286,10 @@ def rank(w: dict[str, Any], a: dict[str, Any]) -> list[Waste]:
             gc_now,
             "`gc.freeze()` once the pool process is initialized (imports, engine), so "
             "collections no longer scan the modules' objects; optionally a larger "
-            f"generation-0 threshold (micro-measured GC: {gc_ratio:.2f} of today's)",
-            gc_now * (1 - gc_ratio),
+            f"generation-0 threshold. Micro-measured GC with the heap frozen: {gc_ratio:.2f} of "
+            "today's, in the benchmark's own process, whose heap is not the worker's: to be "
+            "measured in the worker before it is counted on",
+            max(gc_now * (1 - gc_ratio), 0.0),
             "low: frozen objects were alive for the process's life anyway",
         ),
         Waste(
