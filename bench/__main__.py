@@ -1,4 +1,9 @@
-"""``python -m bench [--quick] [--json FILE]``: measure, print, and write docs/benchmarks.md."""
+"""``python -m bench [--quick] [--write-docs | --no-docs] [--json FILE]``: measure, print, and
+write docs/benchmarks.md.
+
+A full run writes the document; a quick run is a smoke run on small sizes, whose figures must
+never replace the committed ones, so it writes it only when told to (``--write-docs``).
+"""
 
 from __future__ import annotations
 
@@ -17,15 +22,31 @@ from bench import persist as persist_bench
 from bench import pipeline, report
 from bench.common import bench_stack
 
-DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
-
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="short runs (about two minutes)")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    parser.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
-    args = parser.parse_args(argv)
+    docs = parser.add_mutually_exclusive_group()
+    docs.add_argument(
+        "--write-docs",
+        action="store_true",
+        help="rewrite docs/benchmarks.md even after a --quick run",
+    )
+    docs.add_argument("--no-docs", action="store_true", help="do not rewrite docs/benchmarks.md")
+    return parser.parse_args(argv)
+
+
+def writes_docs(args: argparse.Namespace) -> bool:
+    """Whether this run replaces docs/benchmarks.md: a full run does, a quick one only when
+    told to, and neither when told not to."""
+    if args.no_docs:
+        return False
+    return bool(args.write_docs or not args.quick)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
 
     started = time.time()
     results: dict[str, Any] = {
@@ -66,9 +87,11 @@ def main(argv: list[str] | None = None) -> int:
 
     text = report.markdown(results)
     print(text)
-    if not args.no_docs:
-        DOCS.write_text(text)
-        print(f"wrote {DOCS}")
+    if writes_docs(args):
+        report.DOCS.write_text(text)
+        print(f"wrote {report.DOCS}")
+    else:
+        print(f"{report.DOCS} left as it is (--write-docs writes it after a quick run)")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str) + "\n")
         print(f"wrote {args.json}")

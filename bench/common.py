@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import tempfile
 import time
@@ -11,15 +12,18 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 import psycopg
 import redis
 from psycopg import sql
 
 from worker.calls.child_tables import CALL_TABLES
 from worker.dev import processes, stack
+from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -68,6 +72,21 @@ def bench_stack(*, redis: bool = True) -> Iterator[BenchStack]:
             if redis:
                 stack.stop_redis(paths)
             stack.stop_postgres(paths, mode="immediate")
+
+
+def standard_payloads(count: int, *, seed: int) -> list[dict[str, Any]]:
+    """``count`` finalized payloads of the standard simulated call (``CallShape()``: 30-200
+    messages, about 140 KiB of JSON), the same for the same seed, their calls an hour old."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC) - timedelta(hours=1)
+    payloads = []
+    for _ in range(count):
+        rec = simulate_call(
+            random.Random(rng.getrandbits(48)), start=start, shape=CallShape(), announce=False
+        )
+        rec.update_status("ended")
+        payloads.append(rec.build_payload())
+    return payloads
 
 
 def truncate(url: str, tables: tuple[str, ...] = TRUNCATED) -> None:
@@ -133,6 +152,20 @@ def start_workers(
     return Workers(started)
 
 
+def wait_count(url: str, count: int, *, timeout: float, table: str = "calls") -> int:
+    """Wait until ``table`` holds ``count`` rows (or the deadline); the rows it holds. Counting,
+    not fetching, so that waiting costs PostgreSQL next to nothing while its CPU is measured."""
+    deadline = time.monotonic() + timeout
+    statement = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+    with psycopg.connect(url, autocommit=True) as conn:
+        while True:
+            row = conn.execute(statement).fetchone()
+            found = int(row[0]) if row else 0
+            if found >= count or time.monotonic() > deadline:
+                return found
+            time.sleep(0.2)
+
+
 def wait_persisted(url: str, count: int, *, timeout: float) -> dict[uuid.UUID, float]:
     """``call_id -> persisted_at`` once ``count`` calls are stored (or at the deadline)."""
     deadline = time.monotonic() + timeout
@@ -142,3 +175,36 @@ def wait_persisted(url: str, count: int, *, timeout: float) -> dict[uuid.UUID, f
             if len(rows) >= count or time.monotonic() > deadline:
                 return {r[0]: r[1].timestamp() for r in rows}
             time.sleep(0.2)
+
+
+def cpu_seconds(processes: list[psutil.Process]) -> float:
+    """User and system CPU seconds of ``processes`` (and their reaped children) so far."""
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def postgres_processes(bench: BenchStack) -> list[psutil.Process]:
+    """The postmaster and every backend and helper process it runs now."""
+    pid = stack.postgres_pid(bench.paths)
+    if pid is None:
+        return []
+    postmaster = psutil.Process(pid)
+    return [postmaster, *postmaster.children(recursive=True)]
+
+
+def redis_processes(bench: BenchStack) -> list[psutil.Process]:
+    pid = stack.redis_pid(bench.paths)
+    return [psutil.Process(pid)] if pid else []
+
+
+def wal_lsn(url: str) -> int:
+    """PostgreSQL's current WAL position in bytes."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    return int(row[0]) if row else 0

@@ -9,7 +9,10 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 
 TARGETS: dict[str, tuple[str, Callable[[float], bool]]] = {
     "persist_vs_copy_ratio": ("≥ 0.60 of the raw COPY ceiling", lambda v: v >= 0.60),
@@ -29,6 +32,7 @@ class Section:
 #: (result key, title, module); each module has ``bench_section(quick) -> dict`` and
 #: ``markdown(results) -> list[str]``.
 OPTIONAL = (
+    ("anatomy", "anatomy of a finalize", "bench.anatomy"),
     ("retention", "retention", "bench.retention"),
     ("migration", "Azure migration", "bench.migration"),
     ("consistency", "consistency check", "bench.consistency"),
@@ -62,8 +66,11 @@ def markdown(r: dict[str, Any]) -> str:
             f"the whole run took {r['duration_seconds']} s."
         ),
         "Every target is a ratio against a baseline measured in the same run, because these",
-        "machines are shared and noisy. Reproduce with `uv run python -m bench` (`--quick` for a",
-        "short run, `--json FILE` for the figures as JSON).",
+        "machines are shared and noisy. Reproduce with `uv run python -m bench` (`--json FILE` for",
+        "the figures as JSON; `--quick` is a smoke run that leaves this file alone unless given",
+        "`--write-docs`). The scale-out runs apart, on as many cores as the machine has:",
+        "`uv run python -m bench.scale --workers 1,2,4,8,12` (figures for 2 cores in",
+        "[reliability](reliability.md#scale-out); not yet measured on a 16-core machine).",
         "",
         "## Targets",
         "",
@@ -153,3 +160,26 @@ def markdown(r: dict[str, Any]) -> str:
         if section.key in r:
             lines += ["", *section.markdown(r[section.key])]
     return "\n".join(lines) + "\n"
+
+
+def replace_section(document: str, lines: list[str]) -> str:
+    """``document`` with the section headed ``lines[0]`` (a ``## `` heading, up to the next
+    one) replaced by ``lines``, or ``lines`` appended when it has no such section."""
+    heading = lines[0]
+    section = "\n".join(lines).rstrip("\n") + "\n"
+    kept = document.splitlines(keepends=True)
+    try:
+        start = next(i for i, line in enumerate(kept) if line.rstrip("\n") == heading)
+    except StopIteration:
+        return document.rstrip("\n") + "\n\n" + section
+    end = next(
+        (i for i in range(start + 1, len(kept)) if kept[i].startswith("## ")),
+        len(kept),
+    )
+    after = "".join(kept[end:])
+    return "".join(kept[:start]) + section + ("\n" + after if after else "")
+
+
+def write_section(path: Path, lines: list[str]) -> None:
+    """Replace (or add) one section of the document at ``path``, leaving the rest as it is."""
+    path.write_text(replace_section(path.read_text() if path.exists() else "", lines))

@@ -12,68 +12,37 @@ from __future__ import annotations
 
 import argparse
 import json
-import random
 import sys
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import psutil
-import psycopg
 
 from bench.common import (
     BenchStack,
     bench_stack,
+    cpu_seconds,
+    postgres_processes,
+    redis_processes,
+    standard_payloads,
     start_workers,
     truncate,
     wait_persisted,
+    wal_lsn,
 )
 from models.payload import QUEUE, TASK_NAME
 from worker.client.publisher import Publisher
-from worker.dev import stack
-from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
 
 
 def _fill_queue(settings: Settings, count: int, seed: int) -> None:
-    rng = random.Random(seed)
-    start = datetime.now(UTC) - timedelta(hours=1)
     publisher = Publisher(settings)
     try:
-        for _ in range(count):
-            rec = simulate_call(
-                random.Random(rng.getrandbits(48)), start=start, shape=CallShape(), announce=False
-            )
-            rec.update_status("ended")
-            publisher.send(TASK_NAME, args=[rec.build_payload()], queue=QUEUE)
+        for payload in standard_payloads(count, seed=seed):
+            publisher.send(TASK_NAME, args=[payload], queue=QUEUE)
     finally:
         publisher.close()
-
-
-def _cpu_seconds(processes: list[psutil.Process]) -> float:
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system + times.children_user + times.children_system
-        except psutil.NoSuchProcess:
-            continue
-    return total
-
-
-def _postgres_processes(bench: BenchStack) -> list[psutil.Process]:
-    pid = stack.postgres_pid(bench.paths)
-    if pid is None:
-        return []
-    postmaster = psutil.Process(pid)
-    return [postmaster, *postmaster.children(recursive=True)]
-
-
-def _wal_lsn(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
-    return int(row[0]) if row else 0
 
 
 def measure(bench: BenchStack, settings: Settings, workers: int, calls: int) -> dict[str, Any]:
@@ -81,11 +50,10 @@ def measure(bench: BenchStack, settings: Settings, workers: int, calls: int) -> 
     truncate(url)
     bench.flush_broker()
     _fill_queue(settings, calls, seed=workers)
-    redis_pid = stack.redis_pid(bench.paths)
-    redis_process = [psutil.Process(redis_pid)] if redis_pid else []
-    pg_before = _cpu_seconds(_postgres_processes(bench))
-    redis_before = _cpu_seconds(redis_process)
-    wal_before = _wal_lsn(url)
+    redis_process = redis_processes(bench)
+    pg_before = cpu_seconds(postgres_processes(bench))
+    redis_before = cpu_seconds(redis_process)
+    wal_before = wal_lsn(url)
     started = time.time()
     pool = start_workers(
         settings,
@@ -99,16 +67,16 @@ def measure(bench: BenchStack, settings: Settings, workers: int, calls: int) -> 
             parent = psutil.Process(managed.process.pid)
             worker_processes += [parent, *parent.children(recursive=True)]
         ready = time.time()
-        worker_before = _cpu_seconds(worker_processes)
+        worker_before = cpu_seconds(worker_processes)
         persisted = wait_persisted(url, calls, timeout=1800)
-        worker_cpu = _cpu_seconds(worker_processes) - worker_before
+        worker_cpu = cpu_seconds(worker_processes) - worker_before
     finally:
         pool.stop()
     drained = max(persisted.values())
     wall = drained - ready
-    pg_cpu = _cpu_seconds(_postgres_processes(bench)) - pg_before
-    redis_cpu = _cpu_seconds(redis_process) - redis_before
-    wal = _wal_lsn(url) - wal_before
+    pg_cpu = cpu_seconds(postgres_processes(bench)) - pg_before
+    redis_cpu = cpu_seconds(redis_process) - redis_before
+    wal = wal_lsn(url) - wal_before
     return {
         "workers": workers,
         "calls": len(persisted),

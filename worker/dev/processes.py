@@ -28,6 +28,8 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CELERY = BIN / "celery"
 #: What a worker logs once it consumes from its queues.
 WORKER_READY = " ready."
+#: The Celery app every process of the system loads.
+APP = "worker.celery_app"
 
 
 @dataclass
@@ -122,9 +124,9 @@ def start(
     return ManagedProcess(name, process, log_path, handle, offset)
 
 
-def celery(*args: str) -> list[str]:
-    """A ``celery`` command line for this project's app."""
-    return ["celery", "-A", "worker.celery_app", *args]
+def celery(*args: str, app: str = APP) -> list[str]:
+    """A ``celery`` command line for this project's app (or ``app``, one that wraps it)."""
+    return ["celery", "-A", app, *args]
 
 
 def start_worker(
@@ -136,13 +138,15 @@ def start_worker(
     concurrency: int = 1,
     extra_args: Iterable[str] = (),
     ready_timeout: float | None = 120,
+    app: str = APP,
 ) -> ManagedProcess:
     """A ``celery worker`` named ``<name>@<host>``; returns once it consumes, unless
-    ``ready_timeout`` is None (then ``wait_ready`` it, e.g. after starting several at once)."""
+    ``ready_timeout`` is None (then ``wait_ready`` it, e.g. after starting several at once).
+    ``app`` replaces the system's app with one that wraps it (a benchmark's profiler)."""
     command = celery(
         "worker", "--hostname", f"{name}@%h", "--queues", ",".join(queues),
         "--concurrency", str(concurrency), "--pool", "prefork",
-        "--without-gossip", "--without-mingle", "--loglevel", "INFO", *extra_args,
+        "--without-gossip", "--without-mingle", "--loglevel", "INFO", *extra_args, app=app,
     )  # fmt: skip
     worker = start(name, command, env=env, log_dir=log_dir)
     if ready_timeout is not None:
