@@ -71,6 +71,7 @@ def _rows_of_call(target: str, *order_by: str, one: bool = False) -> Any:
             primaryjoin=f"Call.call_id == foreign({target}.call_id)",
             order_by="[" + ", ".join(f"{target}.{column}" for column in order_by) + "]",
             uselist=not one,
+            collection_class=None if one else list,
             viewonly=True,
         )
     )

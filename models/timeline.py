@@ -137,6 +137,8 @@ class CallRagRetrieval(_TimelineRow, table=True):
             "CallRagChunk",
             primaryjoin="CallRagRetrieval.id == foreign(CallRagChunk.retrieval_id)",
             order_by="[CallRagChunk.chunk_rank, CallRagChunk.id]",
+            # Stated, not read from the annotation: ``CallRagChunk`` is not defined yet here.
+            collection_class=list,
             viewonly=True,
         )
     )
