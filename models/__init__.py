@@ -89,9 +89,11 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in __all__:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES.get(name, "models.tables")), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # for mypy the names are the imports above, so a typo is an error
+
+    def __getattr__(name: str) -> Any:
+        if name not in __all__:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_HOMES.get(name, "models.tables")), name)
+        globals()[name] = value
+        return value
