@@ -41,6 +41,11 @@ OLD_FTS_INDEX = "ix_call_transcripts_search_vector"
 
 #: "callpart": serializes partition DDL across processes (taken per transaction).
 PARTITION_DDL_LOCK_KEY = 0x63616C6C_70617274
+#: The advisory-lock keys of the rotation and retention jobs (``worker.jobs.lock_key`` of
+#: ``rotate_partitions`` and ``enforce_retention`` today), so the runbook functions and beat's
+#: jobs never run at once.
+ROTATION_LOCK_KEY = -2259693506541952494
+RETENTION_LOCK_KEY = 7923435725325194598
 
 #: Each function as (its DROP statement, its CREATE statement), in dependency order.
 FUNCTIONS: tuple[tuple[str, str], ...] = (
@@ -377,7 +382,7 @@ $$
     ),
     (
         "DROP FUNCTION IF EXISTS create_monthly_partitions(integer, integer, timestamp with time zone)",
-        """
+        f"""
 -- Seed 001's runbook: make the partitions rotation would make now (the defaults are those of
 -- CALLSTORE_PARTITION_PREMAKE_MONTHS and CALLSTORE_RETENTION_DAYS). One line per partition made.
 CREATE FUNCTION create_monthly_partitions(
@@ -393,6 +398,9 @@ DECLARE
     v_table text;
     v_made text;
 BEGIN
+    -- Waits for a rotation (beat's or callstore partitions ensure) to finish, then makes what
+    -- is left.
+    PERFORM pg_advisory_xact_lock({ROTATION_LOCK_KEY});
     SELECT cut.keep_from INTO v_keep FROM callstore_retention_cutoff(retention_days, as_of) cut;
     FOR v_month IN
         SELECT m.month
@@ -412,7 +420,7 @@ $$
     ),
     (
         "DROP FUNCTION IF EXISTS drop_old_partitions(integer, timestamp with time zone)",
-        """
+        f"""
 -- Seed 001's runbook: drop the archived partitions whose grace period (default: that of
 -- CALLSTORE_RETENTION_GRACE_DAYS) is over. One that was exported is left to `callstore retention
 -- run`, which reads the export back and compares it with the table before dropping it.
@@ -425,6 +433,10 @@ AS $$
 DECLARE
     v_record record;
 BEGIN
+    IF NOT pg_try_advisory_xact_lock({RETENTION_LOCK_KEY}) THEN
+        RETURN NEXT 'Nothing done: a retention run holds its lock';
+        RETURN;
+    END IF;
     FOR v_record IN
         SELECT ap.id, ap.archive_name, ap.export_path
           FROM archived_partitions ap
@@ -448,7 +460,7 @@ $$
     ),
     (
         "DROP FUNCTION IF EXISTS cleanup_old_partitions(integer, integer, timestamp with time zone)",
-        """
+        f"""
 -- Seed 001's runbook: a retention run in one transaction. Deletes the expired calls, archives
 -- each expired month no remaining call may have rows in, then drops what is past its grace
 -- period (drop_old_partitions). Inside a function DETACH cannot be CONCURRENTLY: a plain
@@ -470,6 +482,10 @@ DECLARE
     v_part record;
     v_lock_timeout text := current_setting('lock_timeout');
 BEGIN
+    IF NOT pg_try_advisory_xact_lock({RETENTION_LOCK_KEY}) THEN
+        RETURN NEXT 'Nothing done: a retention run holds its lock';
+        RETURN;
+    END IF;
     SELECT * INTO v_cut FROM callstore_retention_cutoff(retention_days, as_of);
     IF v_cut.calls_before IS NULL THEN
         RETURN NEXT 'Retention is off (retention_days = 0): nothing expires';

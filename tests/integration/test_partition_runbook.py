@@ -29,6 +29,7 @@ from tests.helpers import (
 )
 from worker.db import build_engine
 from worker.dev import stack
+from worker.jobs import JobName, lock_key
 from worker.maintenance import archive
 from worker.maintenance.expiry import first_kept_month
 from worker.maintenance.partitions import (
@@ -369,3 +370,19 @@ def test_retention_off_changes_nothing(conn: psycopg.Connection[Any], engine: En
         "Retention is off (retention_days = 0): nothing expires"
     ]
     assert _state(conn) == before
+
+
+def test_the_runbook_and_beats_jobs_never_run_at_once(
+    conn: psycopg.Connection[Any], database: Database
+) -> None:
+    with database.connect(autocommit=True) as job:
+        job.execute("SELECT pg_advisory_lock(%s)", (lock_key(JobName.ENFORCE_RETENTION),))
+        for query in ("SELECT cleanup_old_partitions();", "SELECT drop_old_partitions();"):
+            assert _lines(conn, query) == ["Nothing done: a retention run holds its lock"]
+        job.execute("SELECT pg_advisory_lock(%s)", (lock_key(JobName.ROTATE_PARTITIONS),))
+        conn.execute("SET lock_timeout = '100ms'")
+        with pytest.raises(psycopg.errors.LockNotAvailable):  # waits for the rotation
+            _lines(conn, "SELECT create_monthly_partitions();")
+        conn.execute("RESET lock_timeout")
+    assert _lines(conn, "SELECT create_monthly_partitions();") == []
+    assert _lines(conn, "SELECT drop_old_partitions();") == []
