@@ -32,6 +32,7 @@ OPTIONAL = (
     ("retention", "retention", "bench.retention"),
     ("migration", "Azure migration", "bench.migration"),
     ("consistency", "consistency check", "bench.consistency"),
+    ("fulltext", "full-text search", "bench.fulltext"),
 )
 
 
