@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from models.base import PARTITIONED_TABLES
 from models.payload import MAX_CLOCK_SKEW
+from tests.catalog import scalar
 from worker.maintenance import expiry
 from worker.maintenance.partitions import (
     add_months,
@@ -33,21 +34,15 @@ DB_EXAMPLES = settings(
 )
 
 
-def _value(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None
-    return row[0]
-
-
 def test_the_sql_rules_share_pythons_constants(conn: psycopg.Connection[Any]) -> None:
-    assert _value(conn, "SELECT callstore_max_clock_skew()") == MAX_CLOCK_SKEW
-    assert tuple(_value(conn, "SELECT callstore_partitioned_tables()")) == PARTITIONED_TABLES
+    assert scalar(conn, "SELECT callstore_max_clock_skew()") == MAX_CLOCK_SKEW
+    assert tuple(scalar(conn, "SELECT callstore_partitioned_tables()")) == PARTITIONED_TABLES
 
 
 def test_the_runbooks_defaults_are_the_settings_defaults(conn: psycopg.Connection[Any]) -> None:
     defaults = Settings.model_fields
     arguments = {
-        name: _value(conn, "SELECT pg_get_function_arguments(%s::regproc)", name)
+        name: scalar(conn, "SELECT pg_get_function_arguments(%s::regproc)", name)
         for name in ("create_monthly_partitions", "cleanup_old_partitions", "drop_old_partitions")
     }
     premake = defaults["partition_premake_months"].default
@@ -73,9 +68,9 @@ months = st.dates(min_value=date(1100, 1, 1), max_value=date(9900, 12, 31))
 def test_sql_and_python_name_a_partition_alike(
     conn: psycopg.Connection[Any], table: str, day: date
 ) -> None:
-    name = _value(conn, "SELECT callstore_partition_name(%s, %s)", table, day)
+    name = scalar(conn, "SELECT callstore_partition_name(%s, %s)", table, day)
     assert name == partition_name(table, month_start(day))
-    month = _value(conn, "SELECT callstore_partition_month(%s, %s)", table, name)
+    month = scalar(conn, "SELECT callstore_partition_month(%s, %s)", table, name)
     assert (table, month) == parse_partition_name(name)
 
 
@@ -95,7 +90,7 @@ def test_sql_and_python_name_a_partition_alike(
     ],
 )
 def test_other_names_are_no_month(conn: psycopg.Connection[Any], name: str) -> None:
-    assert _value(conn, "SELECT callstore_partition_month('call_messages', %s)", name) is None
+    assert scalar(conn, "SELECT callstore_partition_month('call_messages', %s)", name) is None
     parsed = parse_partition_name(name)
     assert parsed is None or parsed[0] != "call_messages"
 
@@ -150,8 +145,8 @@ def test_the_session_time_zone_changes_nothing(conn: psycopg.Connection[Any]) ->
     for zone in ("Pacific/Auckland", "America/Los_Angeles"):
         conn.execute("SELECT set_config('TimeZone', %s, false)", (zone,))
         assert _cutoff(conn, now, 30) == expected
-        assert _value(conn, "SELECT callstore_first_month_of_call(%s)", now) == date(2026, 4, 1)
-        assert _value(
+        assert scalar(conn, "SELECT callstore_first_month_of_call(%s)", now) == date(2026, 4, 1)
+        assert scalar(
             conn, "SELECT callstore_partition_name('call_messages', %s)", date(2026, 4, 1)
         ) == ("call_messages_2026_04")
 
@@ -175,7 +170,7 @@ def test_no_kept_call_can_own_a_row_in_an_expired_month(
     # ... and the first kept month is not expired: it ends after that entry.
     assert month_bounds(found.keep_from)[1] > found.calls_before - MAX_CLOCK_SKEW
     # A call that started right at the cutoff holds the first kept month, no earlier one.
-    first = _value(conn, "SELECT callstore_first_month_of_call(%s)", found.calls_before)
+    first = scalar(conn, "SELECT callstore_first_month_of_call(%s)", found.calls_before)
     assert first == found.keep_from
 
 

@@ -24,6 +24,7 @@ from tests.helpers import (
     assert_whole_or_gone,
     attached_months,
     drop_all_partitions,
+    leave_detach_pending,
     orphan_rows,
     store_call,
 )
@@ -34,7 +35,6 @@ from worker.maintenance import archive
 from worker.maintenance.expiry import first_kept_month
 from worker.maintenance.partitions import (
     add_months,
-    detach_concurrently,
     list_partitions,
     month_range,
     month_start,
@@ -349,12 +349,7 @@ def test_cleanup_leaves_a_pending_detach_to_the_retention_run(
     conn.execute("DELETE FROM calls")
     partition = next(p for p in list_partitions(conn) if p.name == "call_metrics_2026_01")
     with database.connect() as reader:
-        reader.execute("SELECT count(*) FROM call_metrics")
-        conn.execute("SET lock_timeout = '200ms'")
-        with pytest.raises(psycopg.errors.LockNotAvailable):
-            detach_concurrently(conn, partition)
-        conn.execute("RESET lock_timeout")
-        reader.rollback()
+        leave_detach_pending(conn, reader, partition)
     lines = _lines(conn, "SELECT cleanup_old_partitions(as_of => %s)", NOW)
     assert (
         "Kept: call_metrics_2026_01 (a detach is pending: callstore retention run finishes it)"

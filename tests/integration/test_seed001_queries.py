@@ -40,6 +40,7 @@ from models import (
     CallTransition,
     MetricType,
 )
+from tests.catalog import scalar
 from worker.calls.finalize import FinalizeOutcome, finalize_call
 from worker.client import CallRecorder
 from worker.settings import Settings
@@ -618,12 +619,6 @@ def test_every_relationship_loads_for_many_calls_in_one_query_each(
     assert all(isinstance(c, CallRAGChunk) for c in chunks) and len(chunks) == 2
 
 
-def _one_value(conn: psycopg.Connection[Any], query: str, params: Any = None) -> Any:
-    row = conn.execute(query, params).fetchone()
-    assert row is not None
-    return row[0]
-
-
 def test_always_filter_by_timestamp_on_partitioned_tables(
     conn: psycopg.Connection[Any], recorded: Recorded
 ) -> None:
@@ -655,14 +650,14 @@ def test_use_summary_metrics_from_calls_table(
         """
     ).fetchall()
     assert len(good) == 5
-    bad = _one_value(
+    bad = scalar(
         conn,
         """
         SELECT AVG(value) FROM call_metrics
         WHERE metric_type = 'llm_ttfb'
           AND call_id IN (SELECT call_id FROM calls WHERE tenant_id = %s);
         """,
-        (TENANT,),
+        TENANT,
     )
     # alice 0.2 and 0.4, bob, carol and erin 0.3 each: the same answer the summaries give.
     assert bad == Decimal("0.3")
