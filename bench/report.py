@@ -36,6 +36,7 @@ OPTIONAL = (
     ("retention", "retention", "bench.retention"),
     ("migration", "Azure migration", "bench.migration"),
     ("consistency", "consistency check", "bench.consistency"),
+    ("fulltext", "full-text search", "bench.fulltext"),
 )
 
 

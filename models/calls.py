@@ -14,7 +14,6 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
-    ARRAY,
     BigInteger,
     CheckConstraint,
     Column,
@@ -26,9 +25,10 @@ from sqlalchemy import (
     Text,
     text,
 )
-from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlmodel import Field
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, Relationship
 
 from models.base import Created, Timestamped, brin, in_check
 from models.enums import (
@@ -41,6 +41,10 @@ from models.enums import (
 )
 from models.payload import EMBEDDING_DIMENSIONS
 
+# Imported for the relationships below, which name these classes (they import nothing back at
+# the top, so there is no cycle).
+from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
+
 
 def _call_fk() -> Any:
     """``call_id`` of an unpartitioned child: deleted with its call."""
@@ -49,6 +53,27 @@ def _call_fk() -> Any:
         PG_UUID(as_uuid=True),
         ForeignKey("calls.call_id", ondelete="CASCADE"),
         nullable=False,
+    )
+
+
+def _rows_of_call(target: str, *order_by: str, one: bool = False) -> Any:
+    """A read-only relationship from ``Call`` to the rows of ``target`` that carry its ``call_id``.
+
+    Joined on ``call_id`` whether or not the table has a foreign key: the partitioned timeline
+    tables have none (``models.timeline`` says why), so the join names its foreign side itself.
+    Read-only (``viewonly``), because calls are written by ``worker.calls.persist`` in one
+    statement per table, never through the ORM: loading a relationship can then never turn into
+    a write. ``selectinload`` loads each relationship for many calls in one ``IN`` query.
+    """
+    return Relationship(
+        sa_relationship=relationship(
+            target,
+            primaryjoin=f"Call.call_id == foreign({target}.call_id)",
+            order_by="[" + ", ".join(f"{target}.{column}" for column in order_by) + "]",
+            uselist=not one,
+            collection_class=None if one else list,
+            viewonly=True,
+        )
     )
 
 
@@ -196,6 +221,30 @@ class Call(Timestamped, table=True):
     total_interruptions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     total_tool_executions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
+    # Seed 001's relationships (read-only: see ``_rows_of_call``).
+    transcript: CallTranscript | None = _rows_of_call("CallTranscript", one=True)
+    messages: list[CallMessage] = _rows_of_call("CallMessage", "sequence", "id")
+    transitions: list[CallTransition] = _rows_of_call("CallTransition", "sequence", "id")
+    metrics: list[CallMetric] = _rows_of_call("CallMetric", "timestamp", "id")
+    rag_retrievals: list[CallRagRetrieval] = _rows_of_call(
+        "CallRagRetrieval", "query_sequence", "id"
+    )
+    extracted_variables: list[CallExtractedVariables] = _rows_of_call(
+        "CallExtractedVariables", "sequence", "id"
+    )
+    analysis: CallAnalysis | None = _rows_of_call("CallAnalysis", one=True)
+    interruptions: list[CallUserInterruption] = _rows_of_call(
+        "CallUserInterruption", "timestamp", "id"
+    )
+    tool_executions: list[CallToolExecution] = _rows_of_call("CallToolExecution", "sequence", "id")
+    events: list[CallEvent] = _rows_of_call("CallEvent", "sequence", "id")
+
+
+#: What transcripts are searched by, exactly as ``ix_call_transcripts_transcript_text_fts``
+#: indexes it. A query must spell the same expression (``to_tsvector('english',
+#: transcript_text)``, as seed 001 does) for PostgreSQL to use the index.
+TRANSCRIPT_SEARCH_VECTOR = text("to_tsvector('english'::regconfig, transcript_text)")
+
 
 class CallTranscript(Timestamped, table=True):
     """The whole conversation as text (searchable) and as structured JSONB, derived from the
@@ -204,7 +253,13 @@ class CallTranscript(Timestamped, table=True):
     __tablename__ = "call_transcripts"
     __table_args__ = (
         brin("call_transcripts", "created_at"),
-        Index("ix_call_transcripts_search_vector", "search_vector", postgresql_using="gin"),
+        # The one full-text index: on the expression seed 001 queries, so its
+        # ``to_tsvector('english', transcript_text) @@ ...`` and ours use the same index.
+        Index(
+            "ix_call_transcripts_transcript_text_fts",
+            TRANSCRIPT_SEARCH_VECTOR,
+            postgresql_using="gin",
+        ),
     )
 
     call_id: uuid.UUID = Field(
@@ -220,14 +275,6 @@ class CallTranscript(Timestamped, table=True):
         default_factory=list, sa_column=Column("transcript_data", JSONB, nullable=False)
     )
     message_count: int = 0
-    search_vector: Any = Field(
-        default=None,
-        sa_column=Column(
-            "search_vector",
-            TSVECTOR,
-            Computed("to_tsvector('english'::regconfig, transcript_text)", persisted=True),
-        ),
-    )
 
 
 class CallRagChunk(Created, table=True):
@@ -322,6 +369,12 @@ class CallAnalysis(Timestamped, table=True):
             ForeignKey("calls.call_id", ondelete="CASCADE"),
             primary_key=True,
         )
+    )
+    #: Seed 001's ``id`` (its queries count it). A call has at most one analysis, so the
+    #: analysis is identified by its call: a virtual column, computed when read, stored nowhere.
+    id: uuid.UUID | None = Field(
+        default=None,
+        sa_column=Column("id", PG_UUID(as_uuid=True), Computed("call_id", persisted=False)),
     )
     sentiment: str | None = Field(default=None, max_length=16)
     sentiment_score: Decimal | None = Field(default=None, sa_type=Numeric(5, 4))

@@ -24,6 +24,10 @@ from models.operations import ArchivedPartition, DeadLetter, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
+#: Seed 001's spellings of the RAG tables' classes, so its code imports them unchanged.
+CallRAGRetrieval = CallRagRetrieval
+CallRAGChunk = CallRagChunk
+
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "PARTITIONED_TABLES",
@@ -38,6 +42,8 @@ __all__ = [
     "CallExtractedVariables",
     "CallMessage",
     "CallMetric",
+    "CallRAGChunk",
+    "CallRAGRetrieval",
     "CallRagChunk",
     "CallRagRetrieval",
     "CallToolExecution",

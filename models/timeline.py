@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     CheckConstraint,
@@ -25,10 +25,14 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
-from sqlmodel import Field, SQLModel
+from sqlalchemy.orm import relationship
+from sqlmodel import Field, Relationship, SQLModel
 
 from models.base import in_check
 from models.enums import MessageRole, MetricType, SearchMode, values
+
+if TYPE_CHECKING:
+    from models.calls import CallRagChunk
 
 
 def _partitioned(table: str, *extra: Any) -> tuple[Any, ...]:
@@ -124,3 +128,23 @@ class CallRagRetrieval(_TimelineRow, table=True):
     )
     node_id: str | None = Field(default=None, max_length=255)
     turn_number: int | None = None
+
+    #: The chunks this retrieval returned, best first. ``call_rag_chunks.retrieval_id`` has no
+    #: foreign key (this table is partitioned), so the join names its foreign side; read-only,
+    #: like ``Call``'s relationships.
+    chunks: list[CallRagChunk] = Relationship(
+        sa_relationship=relationship(
+            "CallRagChunk",
+            primaryjoin="CallRagRetrieval.id == foreign(CallRagChunk.retrieval_id)",
+            order_by="[CallRagChunk.chunk_rank, CallRagChunk.id]",
+            # Stated, not read from the annotation: ``CallRagChunk`` is not defined yet here.
+            collection_class=list,
+            viewonly=True,
+        )
+    )
+
+
+# ``chunks`` names ``CallRagChunk``, which ``models.calls`` defines (and which imports this module
+# at its top): importing it here, after this module's classes exist, makes importing either
+# module enough for the ORM to resolve every relationship.
+import models.calls  # noqa: E402, F401

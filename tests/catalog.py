@@ -14,6 +14,13 @@ def scalars(conn: psycopg.Connection[Any], query: str, *params: Any) -> set[Any]
     return {row[0] for row in conn.execute(query, params).fetchall()}
 
 
+def scalar(conn: psycopg.Connection[Any], query: str, *params: Any) -> Any:
+    """The first column of the one row ``query`` returns."""
+    row = conn.execute(query, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def table_names(conn: psycopg.Connection[Any]) -> set[str]:
     """Ordinary and partitioned tables of the public schema, partitions excluded."""
     return scalars(

@@ -29,7 +29,13 @@ from worker.dev import processes
 from worker.dev.processes import CELERY as CELERY
 from worker.dev.processes import PROJECT_ROOT as PROJECT_ROOT
 from worker.dev.processes import settings_env as settings_env
-from worker.maintenance.partitions import ensure_partitions, existing_months, list_partitions
+from worker.maintenance.partitions import (
+    Partition,
+    detach_concurrently,
+    ensure_partitions,
+    existing_months,
+    list_partitions,
+)
 from worker.settings import Settings
 
 T = TypeVar("T")
@@ -146,6 +152,25 @@ def drop_all_partitions(conn: psycopg.Connection[Any]) -> None:
     in simulated time starts from none."""
     for partition in list_partitions(conn):
         conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
+
+
+def leave_detach_pending(
+    conn: psycopg.Connection[Any], reader: psycopg.Connection[Any], partition: Partition
+) -> None:
+    """Leave ``partition`` *pending detach*, as a retention run cut off mid-detach does: its
+    ``DETACH ... CONCURRENTLY`` (on the autocommit ``conn``) times out waiting for ``reader``'s
+    open transaction on the parent table."""
+    reader.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(partition.table)))
+    conn.execute("SET lock_timeout = '200ms'")
+    try:
+        detach_concurrently(conn, partition)
+    except psycopg.errors.LockNotAvailable:
+        pass
+    else:
+        raise AssertionError(f"the detach of {partition.name} did not wait for the reader")
+    finally:
+        conn.execute("RESET lock_timeout")
+        reader.rollback()
 
 
 def attached_months(conn: psycopg.Connection[Any]) -> dict[str, list[date]]:

@@ -21,9 +21,10 @@ from tests.helpers import (
     store_call,
 )
 from worker.maintenance import archive
+from worker.maintenance.expiry import first_kept_month, retention_cutoff
 from worker.maintenance.partitions import add_months, month_range
 from worker.maintenance.retention import enforce_retention
-from worker.maintenance.retention_rules import RetentionPolicy, cutoff, first_kept_month
+from worker.maintenance.retention_rules import RetentionPolicy
 from worker.maintenance.rotation import rotate_partitions
 
 FIRST = date(2025, 6, 1)
@@ -45,7 +46,7 @@ def test_twenty_six_months_of_rotation_finalize_and_retention(
             conn,
             today=now.date(),
             months_ahead=3,
-            oldest=first_kept_month(now, POLICY.retention_days),
+            oldest=first_kept_month(conn, now=now, retention_days=POLICY.retention_days),
         )
         assert rotation.ok
         assert rotation.horizon == add_months(month, 3)
@@ -63,7 +64,7 @@ def test_twenty_six_months_of_rotation_finalize_and_retention(
         assert report.errors == []
         assert report.kept_back == []
 
-        cut = cutoff(now, POLICY.retention_days)
+        cut = retention_cutoff(conn, now=now, retention_days=POLICY.retention_days)
         assert cut is not None
         kept = {cid for cid, (start, _) in calls.items() if start >= cut.calls_before}
         assert_whole_or_gone(conn, {cid: rows for cid, (_, rows) in calls.items()}, kept)

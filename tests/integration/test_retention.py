@@ -26,13 +26,13 @@ from tests.helpers import (
     assert_whole_or_gone,
     attached_months,
     drop_all_partitions,
+    leave_detach_pending,
     orphan_rows,
     store_call,
 )
 from worker.errors import ExportMismatch
 from worker.maintenance import archive, retention
 from worker.maintenance.partitions import (
-    detach_concurrently,
     detached_tables,
     list_partitions,
 )
@@ -229,12 +229,7 @@ def test_a_detach_left_pending_is_finalized_by_the_next_run(
     partition = next(p for p in list_partitions(conn) if p.name == "call_metrics_2026_01")
     archive.record_detach(conn, partition, now=NOW)
     with database.connect() as reader:
-        reader.execute("SELECT count(*) FROM call_metrics")
-        conn.execute("SET lock_timeout = '200ms'")
-        with pytest.raises(psycopg.errors.LockNotAvailable):
-            detach_concurrently(conn, partition)
-        conn.execute("RESET lock_timeout")
-        reader.rollback()
+        leave_detach_pending(conn, reader, partition)
     pending = [p.name for p in list_partitions(conn) if p.detach_pending]
     assert pending == ["call_metrics_2026_01"]
     assert plan_retention(conn, now=NOW, policy=POLICY).finalize == pending

@@ -1,4 +1,9 @@
-"""The rules of retention, the decisions of a run and the export digest, without a database."""
+"""The decisions of a run and the export digest, without a database.
+
+The rules the decisions start from (the cutoff, the months calls hold, the end of the grace
+period) are SQL functions; ``tests/integration/test_expiry_rules.py`` tests them. Here a
+snapshot carries their answers as literals.
+"""
 
 from __future__ import annotations
 
@@ -11,72 +16,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from models.enums import ArchiveStatus
-from models.payload import MAX_CLOCK_SKEW
 from worker.maintenance.archive import ArchiveRecord, RowDigest, digest_chunks, export_path
-from worker.maintenance.partitions import (
-    Partition,
-    add_months,
-    month_bounds,
-    parse_partition_name,
-    partition_name,
-)
+from worker.maintenance.partitions import Partition, parse_partition_name, partition_name
 from worker.maintenance.retention_rules import (
+    Cutoff,
     Decisions,
     RetentionPolicy,
     Snapshot,
-    cutoff,
     decide,
-    first_kept_month,
-    may_own_rows_before,
 )
-
-
-def test_zero_days_keeps_everything() -> None:
-    assert cutoff(datetime(2027, 3, 15, tzinfo=UTC), 0) is None
-    assert first_kept_month(datetime(2027, 3, 15, tzinfo=UTC), 0) is None
-
-
-def test_a_month_expires_when_it_ends_before_the_cutoff() -> None:
-    found = cutoff(datetime(2027, 3, 15, 12, tzinfo=UTC), 365)
-    assert found is not None
-    assert found.calls_before == datetime(2026, 3, 15, 12, tzinfo=UTC)
-    # February 2026 ended before the cutoff; March 2026 holds calls that are kept.
-    assert found.keep_from == date(2026, 3, 1)
-    assert found.keep_from_at == datetime(2026, 3, 1, tzinfo=UTC)
-
-
-def test_a_month_ending_within_the_clock_skew_of_the_cutoff_is_kept() -> None:
-    # A call that started just after the cutoff may have entries stamped up to an hour before
-    # it, in the previous month: that month must stay until such calls are expired too.
-    late = cutoff(datetime(2026, 5, 1, 0, 30, tzinfo=UTC), 30)
-    assert late is not None
-    assert late.calls_before == datetime(2026, 4, 1, 0, 30, tzinfo=UTC)
-    assert late.keep_from == date(2026, 3, 1)  # March ended only 30 minutes before the cutoff
-    later = cutoff(datetime(2026, 5, 1, 1, 0, tzinfo=UTC), 30)
-    assert later is not None
-    assert later.keep_from == date(2026, 4, 1)
-
-
-@given(
-    now=st.datetimes(
-        min_value=datetime(2001, 1, 1), max_value=datetime(2090, 1, 1), timezones=st.just(UTC)
-    ),
-    days=st.integers(min_value=1, max_value=3650),
-)
-def test_no_kept_call_can_own_a_row_in_an_expired_month(now: datetime, days: int) -> None:
-    found = cutoff(now, days)
-    assert found is not None
-    last_expired = add_months(found.keep_from, -1)
-    # The earliest entry of the earliest kept call is after the last expired month ends ...
-    assert found.calls_before - MAX_CLOCK_SKEW >= month_bounds(last_expired)[1]
-    # ... and the guard before a detach looks at every call that could own a row in it.
-    assert may_own_rows_before(last_expired) <= found.calls_before
-    # The first kept month is not expired: it ends after the earliest kept entry.
-    assert month_bounds(found.keep_from)[1] > found.calls_before - MAX_CLOCK_SKEW
-
-
-def test_rotation_keeps_from_the_first_kept_month() -> None:
-    assert first_kept_month(datetime(2027, 1, 10, tzinfo=UTC), 365) == date(2026, 1, 1)
 
 
 @given(st.lists(st.binary(max_size=40).filter(lambda b: b"\n" not in b), max_size=30))
@@ -108,8 +56,12 @@ def test_a_last_row_without_newline_counts() -> None:
 
 # -- the decisions of a run ------------------------------------------------------------------
 
-NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)  # 365 days: calls before 2026-03-15 12:00 expire
+NOW = datetime(2027, 3, 15, 12, tzinfo=UTC)
 POLICY = RetentionPolicy(retention_days=365, grace_days=7)
+#: The cutoff at NOW after 365 days: calls before 2026-03-15 12:00 and months before March expire.
+CUT = Cutoff(datetime(2026, 3, 15, 12, tzinfo=UTC), date(2026, 3, 1))
+#: 7 days of grace at NOW.
+DROP_BEFORE = datetime(2027, 3, 8, 12, tzinfo=UTC)
 TABLES = ("call_messages", "call_metrics")
 
 
@@ -152,21 +104,25 @@ def _decide(
     *,
     now: datetime = NOW,
     policy: RetentionPolicy = POLICY,
+    cutoff: Cutoff | None = CUT,
+    drop_archived_before: datetime = DROP_BEFORE,
     attached: list[Partition] | None = None,
     detached: list[Partition] | None = None,
     records: list[ArchiveRecord] | None = None,
     archive_names: frozenset[str] = frozenset(),
-    oldest_call: datetime | None = None,
+    held_from: date | None = None,
 ) -> Decisions:
     return decide(
         Snapshot(
             now=now,
             policy=policy,
+            cutoff=cutoff,
+            drop_archived_before=drop_archived_before,
             attached=attached or [],
             detached=detached or [],
             records=records or [],
             archive_names=archive_names,
-            oldest_call=oldest_call,
+            held_from=held_from,
         )
     )
 
@@ -177,13 +133,13 @@ def _archived(decided: Decisions) -> list[str]:
 
 def test_retention_off_decides_nothing() -> None:
     attached = _partitions(date(2020, 1, 1))
-    decided = _decide(policy=RetentionPolicy(retention_days=0), attached=attached)
+    decided = _decide(policy=RetentionPolicy(retention_days=0), cutoff=None, attached=attached)
     assert decided == Decisions(None)
 
 
 def test_expired_months_are_archived_oldest_first_and_kept_months_stay() -> None:
     attached = _partitions(date(2026, 3, 1), date(2026, 1, 1), date(2026, 2, 1))
-    decided = _decide(attached=attached, oldest_call=datetime(2026, 3, 15, 12, tzinfo=UTC))
+    decided = _decide(attached=attached, held_from=date(2026, 3, 1))
     assert decided.cutoff is not None and decided.cutoff.keep_from == date(2026, 3, 1)
     assert _archived(decided) == [
         "call_messages_2026_01", "call_metrics_2026_01",
@@ -195,27 +151,10 @@ def test_expired_months_are_archived_oldest_first_and_kept_months_stay() -> None
     assert decided.drop == ()  # grace period: 7 days
 
 
-def test_across_a_year_boundary_a_month_within_the_clock_skew_of_the_cutoff_is_kept() -> None:
-    attached = _partitions(date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1))
-    # Calls before 2026-01-01 00:30 expire, but December ended only 30 minutes before that.
-    early = _decide(
-        now=datetime(2026, 2, 1, 0, 30, tzinfo=UTC),
-        policy=RetentionPolicy(retention_days=31),
-        attached=attached,
-    )
-    assert _archived(early) == ["call_messages_2025_11", "call_metrics_2025_11"]
-    later = _decide(
-        now=datetime(2026, 2, 1, 1, 0, tzinfo=UTC),
-        policy=RetentionPolicy(retention_days=31),
-        attached=attached,
-    )
-    assert _archived(later)[2:] == ["call_messages_2025_12", "call_metrics_2025_12"]
-
-
 def test_a_month_stays_while_a_call_that_may_own_rows_in_it_remains() -> None:
     attached = _partitions(date(2026, 1, 1), date(2026, 2, 1))
-    # A call started 30 minutes into February may have entries stamped in January.
-    held = _decide(attached=attached, oldest_call=datetime(2026, 2, 1, 0, 30, tzinfo=UTC))
+    # The calls left may have rows in January (one started 30 minutes into February).
+    held = _decide(attached=attached, held_from=date(2026, 1, 1))
     assert _archived(held) == []
     months = ("2026_01", "2026_02")
     assert held.left_alone == tuple(
@@ -223,8 +162,8 @@ def test_a_month_stays_while_a_call_that_may_own_rows_in_it_remains() -> None:
         for month in months
         for table in TABLES
     )
-    # One that started an hour into February cannot: January goes, February waits.
-    january = _decide(attached=attached, oldest_call=datetime(2026, 2, 1, 1, 0, tzinfo=UTC))
+    # They may have rows from February on: January goes, February waits.
+    january = _decide(attached=attached, held_from=date(2026, 2, 1))
     assert _archived(january) == ["call_messages_2026_01", "call_metrics_2026_01"]
     assert len(january.left_alone) == 2
 
@@ -286,6 +225,7 @@ def test_archives_are_dropped_once_their_grace_period_is_over() -> None:
 def test_without_a_grace_period_what_a_run_archives_it_drops() -> None:
     decided = _decide(
         policy=RetentionPolicy(retention_days=365, grace_days=0),
+        drop_archived_before=NOW,
         attached=_partitions(date(2026, 1, 1)),
     )
     assert [(s.name, s.record) for s in decided.drop] == [
@@ -325,6 +265,6 @@ def test_with_exports_on_every_archive_is_exported_before_it_is_dropped(tmp_path
 def test_records_still_detaching_are_neither_exported_nor_dropped(tmp_path: Path) -> None:
     policy = RetentionPolicy(retention_days=365, grace_days=0, export_dir=tmp_path)
     records = [_record("call_messages_2025_12", ArchiveStatus.DETACHING)]
-    decided = _decide(policy=policy, records=records)
+    decided = _decide(policy=policy, drop_archived_before=NOW, records=records)
     assert decided.export == () and decided.drop == ()
     assert decided.left_alone == ()  # its table is gone: nothing to resume

@@ -100,35 +100,12 @@ def digest_chunks(chunks: Iterable[bytes]) -> tuple[int, str]:
 
 
 def record_detach(conn: psycopg.Connection[Any], partition: Partition, *, now: datetime) -> None:
-    """Note that ``partition`` is about to be detached (idempotent while one is in flight)."""
+    """Note that ``partition`` is about to be detached (idempotent while one is in flight);
+    ``callstore_record_detach`` is the statement ``cleanup_old_partitions()`` runs too."""
     assert partition.month is not None
     conn.execute(
-        """
-        INSERT INTO archived_partitions
-               (parent_table, partition_name, month, status, detach_started_at)
-        VALUES (%s, %s, %s, 'detaching', %s)
-        ON CONFLICT (partition_name) WHERE status = 'detaching' DO NOTHING
-        """,
+        "SELECT callstore_record_detach(%s, %s, %s, %s)",
         (partition.table, partition.name, partition.month, now),
-    )
-
-
-def mark_archived(
-    conn: psycopg.Connection[Any],
-    *,
-    partition_name: str,
-    archive_name: str,
-    now: datetime,
-    row_estimate: int,
-) -> None:
-    conn.execute(
-        """
-        UPDATE archived_partitions
-           SET status = 'archived', archive_name = %s, archived_at = %s, row_estimate = %s,
-               last_error = NULL
-         WHERE partition_name = %s AND status = 'detaching'
-        """,
-        (archive_name, now, row_estimate, partition_name),
     )
 
 
@@ -168,16 +145,6 @@ def get(conn: psycopg.Connection[Any], record_id: uuid.UUID) -> ArchiveRecord:
         ).fetchone()
     assert record is not None
     return record
-
-
-def mark_gone(
-    conn: psycopg.Connection[Any], record_id: uuid.UUID, *, now: datetime, dropped: bool
-) -> None:
-    status = ArchiveStatus.DROPPED if dropped else ArchiveStatus.MISSING
-    conn.execute(
-        "UPDATE archived_partitions SET status = %s, dropped_at = %s WHERE id = %s",
-        (status.value, now, record_id),
-    )
 
 
 # -- export ----------------------------------------------------------------------------------

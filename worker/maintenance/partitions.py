@@ -3,9 +3,12 @@
 One plain function makes them (``ensure_partitions``) and every caller uses it: the rotation
 (``worker.maintenance.rotation``) that follows ``alembic upgrade`` (``worker.dev.stack.migrate_database``,
 ``callstore partitions ensure``) and that beat runs, and the finalize path when a payload carries
-a month that has no partition yet. Each partition is created as a plain table and then attached, since
-``ATTACH PARTITION`` takes only a SHARE UPDATE EXCLUSIVE lock on the parent while
-``CREATE TABLE ... PARTITION OF`` takes ACCESS EXCLUSIVE and would stall concurrent finalizes.
+a month that has no partition yet. The DDL itself is the SQL function
+``callstore_ensure_partition`` (revision 0007), which seed 001's ``create_monthly_partitions()``
+calls too, so the partitions an operator makes by hand are made exactly as these. Each partition
+is created as a plain table and then attached, since ``ATTACH PARTITION`` takes only a SHARE
+UPDATE EXCLUSIVE lock on the parent while ``CREATE TABLE ... PARTITION OF`` takes ACCESS
+EXCLUSIVE and would stall concurrent finalizes.
 
 There is no DEFAULT partition (docs/schema.md says why), so a row for a month without a
 partition fails loudly instead of hiding; the finalize path makes the month and retries.
@@ -29,9 +32,6 @@ from models.base import PARTITIONED_TABLES
 
 #: Where retention keeps detached partitions until their grace period ends (revision 0002).
 ARCHIVE_SCHEMA = "archive"
-
-#: Serializes partition DDL across processes; taken per transaction, released at commit.
-PARTITION_DDL_LOCK_KEY = 0x63616C6C_70617274  # "callpart"
 
 _NAME_PATTERN = re.compile(r"^(?P<table>[a-z_]+)_(?P<year>\d{4})_(?P<month>\d{2})$")
 
@@ -68,7 +68,8 @@ def month_bounds(month: date) -> tuple[datetime, datetime]:
 
 
 def partition_name(table: str, month: date) -> str:
-    """``call_messages_2026_03``: the name of ``table``'s partition for ``month``."""
+    """``call_messages_2026_03``: the name of ``table``'s partition for ``month``, as the SQL
+    function ``callstore_partition_name`` that creates it spells it (a test holds them equal)."""
     return f"{table}_{month.year:04d}_{month.month:02d}"
 
 
@@ -81,10 +82,6 @@ def parse_partition_name(name: str) -> tuple[str, date] | None:
     if not 1 <= month <= 12:
         return None
     return match["table"], date(int(match["year"]), month, 1)
-
-
-def _bound(month: date) -> str:
-    return f"{month.isoformat()} 00:00:00+00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,22 +140,20 @@ def ensure_partitions(
 ) -> list[str]:
     """Make sure each of ``tables`` has a partition for each of ``months``; return those created.
 
-    Idempotent and safe to run from several processes at once (an advisory lock serializes the
-    DDL). Runs inside the caller's transaction; the caller commits.
+    Idempotent and safe to run from several processes at once (``callstore_ensure_partition``
+    takes an advisory lock that serializes the DDL). Runs inside the caller's transaction; the
+    caller commits.
     """
     wanted = sorted({month_start(m) for m in months})
-    if not wanted:
+    if not wanted or not tables:
         return []
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (PARTITION_DDL_LOCK_KEY,))
-    have = existing_months(conn)
-    created = []
-    for table in tables:
-        for month in wanted:
-            if month in have[table]:
-                continue
-            _create_partition(conn, table, month)
-            created.append(partition_name(table, month))
-    return created
+    rows = conn.execute(
+        "SELECT callstore_ensure_partition(t.name, m.month)"
+        " FROM unnest(%s::text[]) WITH ORDINALITY AS t(name, n), unnest(%s::date[]) AS m(month)"
+        " ORDER BY t.n, m.month",
+        (list(tables), wanted),
+    ).fetchall()
+    return [name for (name,) in rows if name is not None]
 
 
 def ensure_horizon(conn: psycopg.Connection[Any], *, today: date, months_ahead: int) -> list[str]:
@@ -177,27 +172,6 @@ def horizon(conn: psycopg.Connection[Any], *, today: date) -> date | None:
     while all(add_months(month, 1) in months for months in have.values()):
         month = add_months(month, 1)
     return month
-
-
-def _create_partition(conn: psycopg.Connection[Any], table: str, month: date) -> None:
-    name = sql.Identifier(partition_name(table, month))
-    parent = sql.Identifier(table)
-    conn.execute(
-        sql.SQL(
-            "CREATE TABLE IF NOT EXISTS {name} (LIKE {parent} INCLUDING DEFAULTS"
-            " INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)"
-        ).format(name=name, parent=parent)
-    )
-    conn.execute(
-        sql.SQL(
-            "ALTER TABLE {parent} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"
-        ).format(
-            parent=parent,
-            name=name,
-            lo=sql.Literal(_bound(month)),
-            hi=sql.Literal(_bound(add_months(month, 1))),
-        )
-    )
 
 
 # -- status ----------------------------------------------------------------------------------
@@ -305,13 +279,6 @@ def detached_tables(conn: psycopg.Connection[Any]) -> list[Partition]:
     return sorted(found, key=lambda p: (p.month or date.min, p.table))
 
 
-def table_exists(conn: psycopg.Connection[Any], name: str, *, schema: str) -> bool:
-    row = conn.execute(
-        "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL", (schema, name)
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def archive_names(conn: psycopg.Connection[Any]) -> frozenset[str]:
     """Every name taken in the archive schema (tables, their indexes, anything)."""
     rows = conn.execute(
@@ -332,42 +299,16 @@ def free_name(name: str, taken: Collection[str]) -> str:
     return candidate
 
 
-def move_to_archive(conn: psycopg.Connection[Any], name: str) -> str:
-    """Move the detached table ``name`` into the archive schema; return its name there.
+def move_to_archive(conn: psycopg.Connection[Any], name: str, *, now: datetime) -> str:
+    """Move the detached table ``name`` into the archive schema and mark its record archived at
+    ``now`` (``callstore_archive_partition``, which ``cleanup_old_partitions()`` calls too);
+    return its name there.
 
     A month can be archived twice (a late call re-created it after the first archive), so
-    the name gets a suffix when the archive already has one, and its indexes are renamed
-    with it (index names are unique per schema). Runs in the caller's transaction.
+    the name gets a suffix when the archive already has one (``free_name``'s rule), and its
+    indexes are renamed with it (index names are unique per schema). Runs in the caller's
+    transaction.
     """
-    archive_name = free_name(name, archive_names(conn))
-    if archive_name != name:
-        indexes = conn.execute(
-            "SELECT ci.relname FROM pg_index x JOIN pg_class ci ON ci.oid = x.indexrelid"
-            " WHERE x.indrelid = to_regclass(format('%%I', %s::text)) ORDER BY ci.relname",
-            (name,),
-        ).fetchall()
-        for number, (index,) in enumerate(indexes, start=1):
-            conn.execute(
-                sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-                    sql.Identifier(index), sql.Identifier(f"{archive_name}_i{number}")
-                )
-            )
-        conn.execute(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(name), sql.Identifier(archive_name)
-            )
-        )
-    conn.execute(
-        sql.SQL("ALTER TABLE {} SET SCHEMA {}").format(
-            sql.Identifier(archive_name), sql.Identifier(ARCHIVE_SCHEMA)
-        )
-    )
-    return archive_name
-
-
-def drop_archived(conn: psycopg.Connection[Any], archive_name: str) -> bool:
-    """Drop ``archive.<archive_name>``; False when it is not there (restored or removed)."""
-    if not table_exists(conn, archive_name, schema=ARCHIVE_SCHEMA):
-        return False
-    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(ARCHIVE_SCHEMA, archive_name)))
-    return True
+    row = conn.execute("SELECT callstore_archive_partition(%s, %s)", (name, now)).fetchone()
+    assert row is not None
+    return str(row[0])

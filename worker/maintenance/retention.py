@@ -18,6 +18,12 @@ shows those decisions and a run (``enforce_retention``) acts on them. A run does
 Each step after the first depends on what the one before left, so the run takes a new snapshot
 and decides again before it. Each step is idempotent, so a run killed anywhere is finished by
 the next one.
+
+The statements of steps 2, 3 and 5 (a batch of deletes, recording a detach, archiving a detached
+partition, dropping an archived one) are SQL functions of revision 0007 that seed 001's
+``cleanup_old_partitions()`` and ``drop_old_partitions()`` run too; this module orchestrates what
+a function cannot: ``DETACH ... CONCURRENTLY``, one short transaction per step, the time budget,
+exports and their verification.
 """
 
 from __future__ import annotations
@@ -30,20 +36,18 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from models.base import PARTITIONED_TABLES
 from models.enums import ArchiveStatus
 from worker.db import maintenance_connection, translate_database_errors
 from worker.errors import ConcurrencyConflict, ExportMismatch, MaintenanceIncomplete
 from worker.jobs import JobName, Progress, Skipped, exclusive_job
 from worker.log import get_logger
-from worker.maintenance import archive
+from worker.maintenance import archive, expiry
 from worker.maintenance.partitions import (
     ARCHIVE_SCHEMA,
     Partition,
     archive_names,
     detach_concurrently,
     detached_tables,
-    drop_archived,
     estimated_rows,
     finalize_detach,
     list_partitions,
@@ -57,9 +61,7 @@ from worker.maintenance.retention_rules import (
     RetentionPolicy,
     Snapshot,
     calls_hold_back,
-    cutoff,
     decide,
-    drop_due_before,
 )
 from worker.settings import Settings
 
@@ -73,32 +75,23 @@ BATCH_LOCK_TIMEOUT = "30s"
 # -- the state decisions are made from -------------------------------------------------------
 
 
-def oldest_call(conn: psycopg.Connection[Any], *, since: datetime | None = None) -> datetime | None:
-    """When the oldest call (started at or after ``since``) started; None if there is none."""
-    if since is None:
-        row = conn.execute("SELECT min(started_at) FROM calls").fetchone()
-    else:
-        row = conn.execute(
-            "SELECT min(started_at) FROM calls WHERE started_at >= %s", (since,)
-        ).fetchone()
-    return row[0] if row else None
-
-
 def snapshot(
     conn: psycopg.Connection[Any], *, now: datetime, policy: RetentionPolicy, after_deletes: bool
 ) -> Snapshot:
     """The state a run decides from. Before the run's deletes (``after_deletes=False``, as for
     the dry run) the calls it leaves are those not expired; after them, every call left."""
-    cut = cutoff(now, policy.retention_days)
+    cut = expiry.retention_cutoff(conn, now=now, retention_days=policy.retention_days)
     since = None if after_deletes or cut is None else cut.calls_before
     return Snapshot(
         now=now,
         policy=policy,
+        cutoff=cut,
+        drop_archived_before=expiry.drop_due_before(conn, now=now, grace_days=policy.grace_days),
         attached=list_partitions(conn),
         detached=detached_tables(conn),
         records=archive.records(conn, statuses=[ArchiveStatus.DETACHING, ArchiveStatus.ARCHIVED]),
         archive_names=archive_names(conn),
-        oldest_call=oldest_call(conn, since=since),
+        held_from=expiry.months_held_from(conn, since=since),
     )
 
 
@@ -120,6 +113,8 @@ class RetentionPlan:
     now: datetime
     policy: RetentionPolicy
     cutoff: Cutoff | None
+    #: Archived partitions archived at or before this instant are past their grace period.
+    drop_archived_before: datetime
     finalize: list[str] = field(default_factory=list)
     calls_by_source: dict[str, int] = field(default_factory=dict)
     archive: list[PlannedPartition] = field(default_factory=list)
@@ -131,21 +126,20 @@ class RetentionPlan:
     def calls(self) -> int:
         return sum(self.calls_by_source.values())
 
-    @property
-    def drop_archived_before(self) -> datetime:
-        return drop_due_before(self.now, self.policy)
-
 
 def plan_retention(
     conn: psycopg.Connection[Any], *, now: datetime, policy: RetentionPolicy
 ) -> RetentionPlan:
     """What ``enforce_retention`` would do at ``now`` if its deletes all went through,
     changing nothing."""
-    cut = cutoff(now, policy.retention_days)
-    plan = RetentionPlan(now=now, policy=policy, cutoff=cut)
+    state = snapshot(conn, now=now, policy=policy, after_deletes=False)
+    cut = state.cutoff
+    plan = RetentionPlan(
+        now=now, policy=policy, cutoff=cut, drop_archived_before=state.drop_archived_before
+    )
     if cut is None:
         return plan
-    decided = decide(snapshot(conn, now=now, policy=policy, after_deletes=False))
+    decided = decide(state)
     plan.finalize = [p.name for p in decided.finalize]
     schema = _current_schema(conn)
     plan.archive = [
@@ -228,39 +222,25 @@ class _Budget:
         return self._deadline is not None and time.monotonic() >= self._deadline
 
 
-_SELECT_BATCH = (
-    "SELECT call_id FROM calls WHERE started_at < %s ORDER BY started_at LIMIT %s"
-    " FOR UPDATE SKIP LOCKED"
-)
-_DELETE_TIMELINE = {
-    table: sql.SQL("DELETE FROM {} WHERE call_id = ANY(%s) AND timestamp >= %s").format(
-        sql.Identifier(table)
-    )
-    for table in PARTITIONED_TABLES
-}
-_DELETE_CALLS = "DELETE FROM calls WHERE call_id = ANY(%s)"
-
-
 def delete_call_batch(
-    conn: psycopg.Connection[Any], *, before: datetime, keep_from_at: datetime, limit: int
+    conn: psycopg.Connection[Any], *, before: datetime, keep_from: date, limit: int
 ) -> tuple[int, int]:
     """Delete up to ``limit`` calls that started before ``before``, in one transaction, with
-    all their rows: timeline rows from ``keep_from_at`` on (older ones leave with their
-    partition), unpartitioned children by cascade. Returns ``(calls, timeline rows)``.
+    all their rows: timeline rows in the months from ``keep_from`` on (older ones leave with
+    their partition), unpartitioned children by cascade. Returns ``(calls, timeline rows)``.
 
-    Rows locked by a concurrent finalize are skipped, not waited for: the next batch or the
-    next run takes them.
+    The statement is ``callstore_delete_expired_calls``, which ``cleanup_old_partitions()``
+    runs too. Rows locked by a concurrent finalize are skipped, not waited for: the next batch
+    or the next run takes them.
     """
     with conn.transaction():
         conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(BATCH_LOCK_TIMEOUT))
-        ids = [row[0] for row in conn.execute(_SELECT_BATCH, (before, limit))]
-        if not ids:
-            return 0, 0
-        rows = 0
-        for table in PARTITIONED_TABLES:
-            rows += conn.execute(_DELETE_TIMELINE[table], (ids, keep_from_at)).rowcount
-        calls = conn.execute(_DELETE_CALLS, (ids,)).rowcount
-    return calls, rows
+        row = conn.execute(
+            "SELECT deleted_calls, deleted_rows FROM callstore_delete_expired_calls(%s, %s, %s)",
+            (before, keep_from, limit),
+        ).fetchone()
+    assert row is not None
+    return int(row[0]), int(row[1])
 
 
 def preview_retention(settings: Settings, *, now: datetime) -> RetentionPlan:
@@ -315,7 +295,7 @@ def enforce_retention(
     """
     if not conn.autocommit:
         raise ValueError("enforce_retention needs an autocommit connection")
-    cut = cutoff(now, policy.retention_days)
+    cut = expiry.retention_cutoff(conn, now=now, retention_days=policy.retention_days)
     report = RetentionReport(now=now, cutoff=cut)
     if cut is None:
         return report
@@ -365,7 +345,7 @@ def _delete_expired_calls(
             report.complete = False
             return
         calls, rows = delete_call_batch(
-            conn, before=cut.calls_before, keep_from_at=cut.keep_from_at, limit=policy.batch_size
+            conn, before=cut.calls_before, keep_from=cut.keep_from, limit=policy.batch_size
         )
         if calls == 0:
             return
@@ -395,7 +375,7 @@ def _archive_expired(
             report.complete = False
             return
         # Asked again right before the detach: a late call for an old month may have come in.
-        if (note := calls_hold_back(partition, oldest_call(conn))) is not None:
+        if (note := calls_hold_back(partition, expiry.months_held_from(conn))) is not None:
             report.kept_back.append(note)
             continue
         with conn.transaction():
@@ -416,15 +396,8 @@ def _move(
     conn: psycopg.Connection[Any], partition: Partition, now: datetime, report: RetentionReport
 ) -> None:
     with conn.transaction():
-        archive_name = move_to_archive(conn, partition.name)
-        rows = estimated_rows(conn, archive_name, schema=ARCHIVE_SCHEMA)
-        archive.mark_archived(
-            conn,
-            partition_name=partition.name,
-            archive_name=archive_name,
-            now=now,
-            row_estimate=rows,
-        )
+        archive_name = move_to_archive(conn, partition.name, now=now)
+    rows = estimated_rows(conn, archive_name, schema=ARCHIVE_SCHEMA)
     log.info(
         "partition archived",
         action="retention",
@@ -498,8 +471,9 @@ def _drop_due(
 def drop_archived_table(
     conn: psycopg.Connection[Any], record: archive.ArchiveRecord, *, now: datetime
 ) -> bool:
-    """Drop ``record``'s table and mark the record, in the caller's transaction."""
-    assert record.archive_name is not None
-    dropped = drop_archived(conn, record.archive_name)
-    archive.mark_gone(conn, record.id, now=now, dropped=dropped)
-    return dropped
+    """Drop ``record``'s table and mark the record (``callstore_drop_archived``, which
+    ``drop_old_partitions()`` calls too), in the caller's transaction; False when the table
+    was no longer in the archive."""
+    row = conn.execute("SELECT callstore_drop_archived(%s, %s)", (record.id, now)).fetchone()
+    assert row is not None
+    return bool(row[0])

@@ -1,36 +1,38 @@
-"""What retention decides, from a snapshot of the catalog and the archive, without any I/O.
+"""What retention decides, from a snapshot of the catalog, the archive and the rules, without I/O.
 
 With ``CALLSTORE_RETENTION_DAYS = N`` (0 keeps everything) a call is expired when it started
 before ``now - N days`` (the *cutoff*), whatever its source. A month's partitions are expired
 when the whole month ends at least ``MAX_CLOCK_SKEW`` (1 h) before the cutoff: a payload's
 entries may be stamped up to that long before its call started, so a call that is kept can
-never have a row in an expired month.
+never have a row in an expired month. For the same reason a month stays attached while any
+remaining call may have rows in it, and an archived partition is dropped once its grace period
+is over.
 
-``decide`` is the one place these rules are applied: the dry run (``plan_retention``) shows its
-decisions, and a run (``enforce_retention``) acts on them, so the two cannot drift apart. The
-decisions say what a run would do from the snapshot's state if every step went through. A step
-that depends on an earlier one (moving a table whose interrupted detach is to be finished,
-exporting or dropping a partition the run archives, dropping one it exports) says so, so a run
-that decides again after a step failed knows not to take the dependent one.
+Those rules are SQL functions (revision 0007: ``callstore_retention_cutoff``,
+``callstore_months_held_from``, ``callstore_archive_drop_due_before``), because seed 001's
+runbook functions (``cleanup_old_partitions()``, ``drop_old_partitions()``) apply them inside
+PostgreSQL too; ``worker.maintenance.expiry`` asks them, and the snapshot carries their answers.
+So Python and SQL cannot disagree on what expires.
+
+``decide`` is the one place a run's steps are decided from them: the dry run
+(``plan_retention``) shows its decisions, and a run (``enforce_retention``) acts on them, so the
+two cannot drift apart. The decisions say what a run would do from the snapshot's state if every
+step went through. A step that depends on an earlier one (moving a table whose interrupted
+detach is to be finished, exporting or dropping a partition the run archives, dropping one it
+exports) says so, so a run that decides again after a step failed knows not to take the
+dependent one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 
 from models.enums import ArchiveStatus
-from models.payload import MAX_CLOCK_SKEW
 from worker.maintenance.archive import ArchiveRecord, export_path
-from worker.maintenance.partitions import (
-    ARCHIVE_SCHEMA,
-    Partition,
-    free_name,
-    month_bounds,
-    month_start,
-)
+from worker.maintenance.partitions import ARCHIVE_SCHEMA, Partition, free_name
 from worker.settings import Settings
 
 
@@ -59,35 +61,12 @@ class Cutoff:
     calls_before: datetime
     keep_from: date
 
-    @property
-    def keep_from_at(self) -> datetime:
-        return month_bounds(self.keep_from)[0]
 
-
-def cutoff(now: datetime, retention_days: int) -> Cutoff | None:
-    """The cutoff at ``now``, or None when retention is off (``retention_days == 0``)."""
-    if retention_days <= 0:
-        return None
-    calls_before = now - timedelta(days=retention_days)
-    return Cutoff(calls_before, month_start(calls_before - MAX_CLOCK_SKEW))
-
-
-def first_kept_month(now: datetime, retention_days: int) -> date | None:
-    """The oldest month rotation should keep partitions for (None: every month)."""
-    found = cutoff(now, retention_days)
-    return found.keep_from if found else None
-
-
-def may_own_rows_before(month: date) -> datetime:
-    """Calls that started before this instant may have rows in ``month`` or earlier."""
-    return month_bounds(month)[1] + MAX_CLOCK_SKEW
-
-
-def calls_hold_back(partition: Partition, oldest_call: datetime | None) -> str | None:
-    """Why ``partition`` of an expired month must stay attached while the oldest call left
-    started at ``oldest_call`` (None: it may go)."""
+def calls_hold_back(partition: Partition, held_from: date | None) -> str | None:
+    """Why ``partition`` of an expired month must stay attached while the calls left may have
+    rows in ``held_from`` and later months (None: it may go)."""
     assert partition.month is not None
-    if oldest_call is not None and oldest_call < may_own_rows_before(partition.month):
+    if held_from is not None and partition.month >= held_from:
         return f"{partition.name}: calls that may own rows in it remain (the next run)"
     return None
 
@@ -101,6 +80,10 @@ class Snapshot:
 
     now: datetime
     policy: RetentionPolicy
+    #: The cutoff at ``now`` (None: retention is off).
+    cutoff: Cutoff | None
+    #: Archived partitions archived at or before this instant are past their grace period.
+    drop_archived_before: datetime
     #: The partitions attached to the timeline tables, those pending detach included.
     attached: Sequence[Partition]
     #: Tables named like a partition and attached to nothing (a detach not yet moved).
@@ -109,8 +92,9 @@ class Snapshot:
     records: Sequence[ArchiveRecord]
     #: Every name taken in the archive schema.
     archive_names: frozenset[str]
-    #: When the oldest call the run leaves in place started (None: no call is left).
-    oldest_call: datetime | None
+    #: The first month the calls the run leaves in place may have rows in (None: no call is
+    #: left): partitions of that month and later stay attached.
+    held_from: date | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,14 +143,9 @@ class Decisions:
     left_alone: tuple[str, ...] = ()
 
 
-def drop_due_before(now: datetime, policy: RetentionPolicy) -> datetime:
-    """Partitions archived at or before this instant are past their grace period."""
-    return now - timedelta(days=policy.grace_days)
-
-
 def decide(snapshot: Snapshot) -> Decisions:
     """What a run would do from ``snapshot`` if every step went through."""
-    cut = cutoff(snapshot.now, snapshot.policy.retention_days)
+    cut = snapshot.cutoff
     if cut is None:
         return Decisions(cut)
     archive, left_alone = _archive_steps(snapshot, cut)
@@ -208,7 +187,7 @@ def _archive_steps(snapshot: Snapshot, cut: Cutoff) -> tuple[list[ArchiveStep], 
     ]
     for partition in sorted(expired, key=_age):
         assert partition.month is not None
-        if (note := calls_hold_back(partition, snapshot.oldest_call)) is not None:
+        if (note := calls_hold_back(partition, snapshot.held_from)) is not None:
             left_alone.append(note)
         else:
             archive(partition, partition.month, resumed=False)
@@ -219,7 +198,7 @@ def _export_and_drop_steps(
     snapshot: Snapshot, archive: list[ArchiveStep]
 ) -> tuple[list[ExportStep], list[DropStep]]:
     now, export_dir = snapshot.now, snapshot.policy.export_dir
-    due_before = drop_due_before(now, snapshot.policy)
+    due_before = snapshot.drop_archived_before
     export: list[ExportStep] = []
     drop: list[DropStep] = []
     for step in archive:  # archived by this run, at ``now``

@@ -3,29 +3,23 @@
 The ``rotate_partitions`` job (beat's ``maintenance.rotate_partitions`` and ``callstore
 partitions ensure``) runs ``run_rotation``: under the job's lock, on a maintenance connection,
 it makes the current month, ``CALLSTORE_PARTITION_PREMAKE_MONTHS`` ahead, and every month stored
-data needs — never one that retention would only take out again.
+data needs — never one that retention would only take out again. Which months those are is the
+SQL function ``callstore_months_to_make`` (revision 0007), which seed 001's
+``create_monthly_partitions()`` asks too; this module makes them one short transaction each.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 import psycopg
 
 from worker.db import maintenance_connection
 from worker.jobs import JobName, Skipped, exclusive_job
-from worker.maintenance.partitions import (
-    add_months,
-    ensure_partitions,
-    existing_months,
-    horizon,
-    month_bounds,
-    month_range,
-    month_start,
-)
-from worker.maintenance.retention_rules import first_kept_month
+from worker.maintenance.expiry import first_kept_month
+from worker.maintenance.partitions import add_months, ensure_partitions, horizon, month_start
 from worker.settings import Settings
 
 
@@ -52,30 +46,6 @@ class RotationResult:
         }
 
 
-_CALL_MONTHS = """
-WITH RECURSIVE m(month) AS (
-    SELECT date_trunc('month', min(started_at) AT TIME ZONE 'UTC')
-      FROM calls WHERE started_at >= %(since)s
-    UNION ALL
-    SELECT (SELECT date_trunc('month', min(c.started_at) AT TIME ZONE 'UTC')
-              FROM calls c
-             WHERE c.started_at >= (m.month + interval '1 month') AT TIME ZONE 'UTC')
-      FROM m WHERE m.month IS NOT NULL
-)
-SELECT month::date FROM m WHERE month IS NOT NULL
-"""
-
-
-def months_with_calls(conn: psycopg.Connection[Any], *, since: date | None = None) -> set[date]:
-    """The months in which stored calls started (from ``since`` on).
-
-    A loose index scan on ``ix_calls_started_at``: one index probe per month, however many
-    calls there are.
-    """
-    lower = month_bounds(since)[0] if since else datetime(1, 1, 1, tzinfo=UTC)
-    return {row[0] for row in conn.execute(_CALL_MONTHS, {"since": lower})}
-
-
 def rotate_partitions(
     conn: psycopg.Connection[Any],
     *,
@@ -88,20 +58,19 @@ def rotate_partitions(
     Needed are the month of ``today`` and ``months_ahead`` months after it, every month that
     any of the four tables has (so all four stay aligned) and every month in which a stored
     call started — never a month before ``oldest`` (the first month retention keeps), which
-    retention would only take out again. Each month is made in its own short transaction when
-    ``conn`` is in autocommit mode, so the DDL lock is held for milliseconds at a time.
+    retention would only take out again (``callstore_months_to_make``). Each month is made in
+    its own short transaction when ``conn`` is in autocommit mode, so the DDL lock is held for
+    milliseconds at a time.
     """
-    current = month_start(today)
-    target = add_months(current, months_ahead)
-    have = existing_months(conn)
-    wanted = set(month_range(current, target)).union(*have.values())
-    wanted |= months_with_calls(conn, since=oldest)
-    if oldest is not None:
-        wanted = {month for month in wanted if month >= month_start(oldest)}
+    target = add_months(month_start(today), months_ahead)
+    months = [
+        row[0]
+        for row in conn.execute(
+            "SELECT callstore_months_to_make(%s, %s, %s)", (months_ahead, oldest, today)
+        )
+    ]
     created: list[str] = []
-    for month in sorted(wanted):
-        if all(month in months for months in have.values()):
-            continue
+    for month in months:
         with conn.transaction():
             created.extend(ensure_partitions(conn, months=[month]))
     return RotationResult(today, target, created, horizon(conn, today=today))
@@ -117,7 +86,7 @@ def run_rotation(settings: Settings, *, now: datetime) -> RotationResult | Skipp
                 conn,
                 today=now.date(),
                 months_ahead=settings.partition_premake_months,
-                oldest=first_kept_month(now, settings.retention_days),
+                oldest=first_kept_month(conn, now=now, retention_days=settings.retention_days),
             )
         job.details.update(result.as_dict())
     return result
