@@ -126,18 +126,27 @@ def _wal(conn: psycopg.Connection[Any]) -> int:
     return int(row[0])
 
 
-def _write_runtime(url: str, rows: list[CallRows]) -> tuple[float, int]:
-    """Seconds and WAL bytes to write ``rows`` as the finalize path does, a call per transaction."""
+def _measured(url: str, work: Callable[[psycopg.Connection[Any]], None]) -> tuple[float, int]:
+    """Seconds and WAL bytes ``work`` takes on freshly emptied call tables."""
     truncate(url)
     with psycopg.connect(url) as conn:
         wal = _wal(conn)
         conn.commit()
         started = time.perf_counter()
+        work(conn)
+        elapsed = time.perf_counter() - started
+        return elapsed, _wal(conn) - wal
+
+
+def _runtime_writer(rows: list[CallRows]) -> Callable[[psycopg.Connection[Any]], None]:
+    """Writes ``rows`` as the finalize path does, a call per transaction."""
+
+    def write(conn: psycopg.Connection[Any]) -> None:
         for call in rows:
             with conn.transaction():
                 write_call(conn, call)
-        elapsed = time.perf_counter() - started
-        return elapsed, _wal(conn) - wal
+
+    return write
 
 
 _MIGRATED = """
@@ -170,18 +179,17 @@ def _migrated_batches(
     return [rows[i : i + 500] for i in range(0, len(rows), 500)]
 
 
-def _write_migrated(url: str, batches: list[list[tuple[Any, ...]]]) -> tuple[float, int]:
-    """Seconds and WAL bytes to insert ``batches``, one transaction each."""
-    truncate(url)
-    with psycopg.connect(url) as conn:
-        wal = _wal(conn)
-        conn.commit()
-        started = time.perf_counter()
+def _migrated_writer(
+    batches: list[list[tuple[Any, ...]]],
+) -> Callable[[psycopg.Connection[Any]], None]:
+    """Inserts ``batches``, a transaction each (the migration's shape)."""
+
+    def write(conn: psycopg.Connection[Any]) -> None:
         for batch in batches:
             with conn.transaction():
                 conn.execute(_MIGRATED, [list(column) for column in zip(*batch, strict=True)])
-        elapsed = time.perf_counter() - started
-        return elapsed, _wal(conn) - wal
+
+    return write
 
 
 def _reads(url: str, customers: list[Any], orgs: list[Any], repeats: int) -> dict[str, float]:
@@ -233,8 +241,8 @@ def run(url: str, *, quick: bool) -> dict[str, Any]:
             indexes, customer_id = VARIANTS[name]
             _set_indexes(url, indexes, customer_id)
             for path, (took, written) in (
-                ("runtime", _write_runtime(url, runtime)),
-                ("migrated", _write_migrated(url, migrated)),
+                ("runtime", _measured(url, _runtime_writer(runtime))),
+                ("migrated", _measured(url, _migrated_writer(migrated))),
             ):
                 seconds[name][path].append(took)
                 wal[name][path] = min(wal[name].get(path, written), written)
@@ -254,11 +262,13 @@ def run(url: str, *, quick: bool) -> dict[str, Any]:
 
     # Reads: a table of calls half runtime (no customer), half migrated.
     _set_indexes(url, {}, True)
-    _write_runtime(url, _runtime_rows(migrated_calls))  # truncates: migrated calls go after
-    with psycopg.connect(url) as conn:
-        for batch in migrated:
-            with conn.transaction():
-                conn.execute(_MIGRATED, [list(column) for column in zip(*batch, strict=True)])
+    writers = (_runtime_writer(_runtime_rows(migrated_calls)), _migrated_writer(migrated))
+
+    def fill(conn: psycopg.Connection[Any]) -> None:
+        for write in writers:
+            write(conn)
+
+    _measured(url, fill)
     repeats = 20 if quick else 50
     without = _reads(url, customers, orgs, repeats)
     _set_indexes(url, PARTIAL, False)
