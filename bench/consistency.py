@@ -96,9 +96,11 @@ def _settle_history(url: str) -> None:
         tables = [
             row[0]
             for row in conn.execute(
-                "SELECT table_name FROM information_schema.columns WHERE table_schema = 'public'"
-                " AND column_name = 'created_at' AND table_name LIKE 'call%%'"
-                " AND table_name NOT IN ('call_announcements')"
+                "SELECT c.table_name FROM information_schema.columns c"
+                " JOIN information_schema.tables t USING (table_schema, table_name)"
+                " WHERE c.table_schema = 'public' AND t.table_type = 'BASE TABLE'"
+                " AND c.column_name = 'created_at' AND c.table_name LIKE 'call%%'"
+                " AND c.table_name NOT IN ('call_announcements')"
             )
         ]
         for table in tables:

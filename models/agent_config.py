@@ -5,7 +5,16 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from sqlalchemy import CheckConstraint, Column, Index, Text, UniqueConstraint, text
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    Computed,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.dialects.postgresql import UUID as PG_UUID
 from sqlmodel import Field
@@ -13,6 +22,16 @@ from sqlmodel import Field
 from models.base import Timestamped, in_check
 
 PROMPT_ENVIRONMENTS: tuple[str, ...] = ("development", "staging", "production")
+
+#: A tactic's ``urgency_level`` setting as a number, NULL when it is absent or not a number: a
+#: cast that can fail would make an odd config fail to insert. ``ix_behavioral_tactics_urgency``
+#: indexes this expression, and a query that repeats it uses the index. Written as PostgreSQL
+#: prints it back (``pg_get_indexdef``), line breaks included, which is what ``alembic check``
+#: compares it with.
+URGENCY_LEVEL_SQL = (
+    "\nCASE\n    WHEN jsonb_typeof(config -> 'urgency_level'::text) = 'number'::text"
+    " THEN (config ->> 'urgency_level'::text)::numeric\n    ELSE NULL::numeric\nEND"
+)
 
 
 class BehavioralTactic(Timestamped, table=True):
@@ -26,6 +45,7 @@ class BehavioralTactic(Timestamped, table=True):
             postgresql_using="gin",
             postgresql_ops={"config": "jsonb_path_ops"},
         ),
+        Index("ix_behavioral_tactics_urgency", text(URGENCY_LEVEL_SQL)),
     )
 
     id: uuid.UUID = Field(
@@ -71,7 +91,17 @@ class SystemPrompt(Timestamped, table=True):
         default_factory=dict,
         sa_column=Column("variables", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
     )
-    content_sha256: str = Field(max_length=64)
+    #: Computed by PostgreSQL from the template (``sha256_hex``, revision 0008), so a writer that
+    #: does not know it — seed 000's ``INSERT`` — stores a prompt all the same.
+    content_sha256: str | None = Field(
+        default=None,
+        sa_column=Column(
+            "content_sha256",
+            String(64),
+            Computed("sha256_hex(prompt_template)", persisted=True),
+            nullable=False,
+        ),
+    )
     version: int = Field(default=1, sa_column_kwargs={"server_default": "1"})
     is_active: bool = Field(default=True, sa_column_kwargs={"server_default": "true"})
 

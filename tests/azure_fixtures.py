@@ -78,8 +78,8 @@ def expected_counts() -> dict[str, int]:
     entries = bulk[sources.CALL_TRANSCRIPTS.name]
     return {
         "customers": 3 + len(bulk[sources.CUSTOMERS.name]),
-        "calls": 9 + len({e["PartitionKey"] for e in entries}),
-        "entries": 18 + len(entries),
+        "calls": 11 + len({e["PartitionKey"] for e in entries}),
+        "entries": 20 + len(entries),
     }
 
 

@@ -14,6 +14,10 @@ Where things are
   schedule in ``beat_schedule.py``.
 * What operators watch: ``worker.monitoring`` (Prometheus, canary, Flower); what they type:
   ``worker.cli`` and ``worker.commands`` (``callstore ...``).
+* What the voice agent reads once its data lives in PostgreSQL (seed 000's repositories: a
+  customer by phone or legacy id, tactics, the active prompt, a customer's calls):
+  ``worker.repositories``; phone numbers are normalized by ``worker.phone_numbers``, the rule
+  the migration applies too.
 * Local tooling (embedded servers, demo, simulated and legacy data): ``worker.dev``.
 
 The platform, at this level: ``settings`` (``ClientSettings`` for the runtime, ``Settings`` for
@@ -27,9 +31,9 @@ Which way imports run (enforced by import contracts in ``pyproject.toml``)
 * ``models`` imports nothing of ours; Alembic revisions import neither ``models`` nor ``worker``.
 * ``worker.client`` imports only the light platform (settings, errors, log, durable) and
   ``models.payload``/``models.enums``: no database driver, no service, no worker code.
-* Services (``calls``, ``maintenance``, ``azure``, ``consistency``, ``monitoring``) import
-  neither Celery nor typer/rich nor ``commands`` nor ``dev``; they take what they need
-  (a ``send`` callable, settings, a connection) as arguments.
+* Services (``calls``, ``maintenance``, ``azure``, ``consistency``, ``monitoring``,
+  ``repositories``) import neither Celery nor typer/rich nor ``commands`` nor ``dev``; they
+  take what they need (a ``send`` callable, settings, a connection) as arguments.
 * Only the roots — ``tasks``, ``worker.celery_app``, ``worker.cli``, ``worker.commands`` —
   import Celery tasks. Production code never imports ``worker.dev``.
 """

@@ -51,18 +51,97 @@ def test_a_call_with_only_a_start() -> None:
 
 
 @pytest.mark.parametrize(
-    ("properties", "reason"),
+    ("partition_key", "row_key", "properties", "reason"),
     [
-        ({}, "start_time is missing"),
-        ({"start_time": "2024-01-02", "end_time": "2024-01-01"}, "before start_time"),
-        ({"start_time": "2024-01-01", "status": "busy"}, "status 'busy' is not one of"),
-        ({"start_time": "2024-01-01", "duration_seconds": "-5"}, "negative"),
-        ({"start_time": "2024-01-01", "outcome": "x" * 101}, "at most 100"),
+        ("cust-1", SID, {}, "start_time is missing"),
+        ("cust-1", SID, {"start_time": "yesterday"}, "not an ISO-8601 time"),
+        ("cust-1", SID, {"start_time": 1700000000}, "not a time"),
+        ("cust-1", "CA-not-a-sid", {"start_time": "2024-01-01"}, "not a call SID"),
+        ("", SID, {"start_time": "2024-01-01"}, "PartitionKey is empty"),
     ],
 )
-def test_calls_beyond_repair(properties: dict[str, Any], reason: str) -> None:
+def test_only_an_unreadable_key_or_start_time_rejects_a_call(
+    partition_key: str, row_key: str, properties: dict[str, Any], reason: str
+) -> None:
     with pytest.raises(Unmigratable, match=reason):
-        call(entity("cust-1", SID, **properties))
+        call(entity(partition_key, row_key, **properties))
+
+
+def _odd(properties: dict[str, Any]) -> CallRow:
+    row = call(entity("cust-1", SID, start_time="2024-01-02T00:00:00", **properties))
+    assert isinstance(row, CallRow)
+    return row
+
+
+@pytest.mark.parametrize(
+    ("properties", "column", "stored", "problem"),
+    [
+        ({"end_time": "2024-01-01T23:50:00"}, "ended_at", None, "600 s before start_time"),
+        ({"end_time": "soon"}, "ended_at", None, "not an ISO-8601 time"),
+        ({"end_time": 5}, "ended_at", None, "not a time"),
+        ({"status": "busy"}, "status", "ended", "status 'busy' is not one of"),
+        ({"status": 3}, "status", "ended", "status is a int"),
+        ({"direction": "sideways"}, "direction", "outbound", "'sideways' is not one of"),
+        ({"call_type": "demo"}, "call_type", "real_call", "'demo' is not one of"),
+        ({"duration_seconds": "-5"}, "duration_seconds", None, "negative"),
+        ({"duration_seconds": "ten"}, "duration_seconds", None, "not a number"),
+        ({"outcome": "x" * 101}, "outcome", "x" * 100, "at most 100"),
+        ({"conversation_id": 12345}, "conversation_id", "12345", "not a string"),
+        ({"agent_name": "Al\x00ex"}, "agent_name", "Alex", "NUL"),
+        ({"organization_id": "o" * 300}, "organization_key", None, "at most 255"),
+        ({"behavioral_tactic": 7}, "tactic_name", None, "not a string"),
+    ],
+)
+def test_any_other_odd_field_is_kept_and_recorded(
+    properties: dict[str, Any], column: str, stored: Any, problem: str
+) -> None:
+    row = _odd(properties)
+    assert getattr(row, column) == stored
+    (name,) = properties
+    oddity = row.extra["legacy_oddities"][name]
+    assert problem in oddity["problem"]
+    value = properties[name]
+    assert oddity["value"] == (
+        value.replace("\x00", "\\u0000") if isinstance(value, str) else value
+    )
+    assert row.oddities == (name,)
+
+
+def test_a_call_with_several_oddities_keeps_its_customer_direction_and_outcome() -> None:
+    row = _odd({"status": "Completed ", "direction": "inbound", "outcome": "payment_arranged",
+                "duration_seconds": -3, "end_time": "2024-01-02T00:02:05",
+                "note": "bad \x00 byte"})  # fmt: skip
+    assert (row.legacy_customer_id, row.direction, row.outcome) == (
+        "cust-1", "inbound", "payment_arranged",
+    )  # fmt: skip
+    assert (row.status, row.extra["legacy_status"]) == ("ended", "completed")
+    assert row.duration_seconds == 125  # derived from the times, as when it is missing
+    assert row.extra["note"] == "bad \\u0000 byte"
+    assert sorted(row.oddities) == ["duration_seconds", "note", "status"]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (datetime(2024, 1, 2, 0, 0, 0, 600_000, tzinfo=UTC), "2024-01-02T00:00:00"),
+        (datetime(2024, 1, 2, 0, 0, 1, tzinfo=UTC), "2024-01-02T00:00:00Z"),
+        ("2024-01-02T00:00:00.999999", datetime(2024, 1, 2, tzinfo=UTC)),
+    ],
+)
+def test_an_end_up_to_one_second_before_the_start_is_the_same_instant(start: Any, end: Any) -> None:
+    row = call(entity("cust-1", SID, start_time=start, end_time=end))
+    assert isinstance(row, CallRow)
+    assert (row.ended_at, row.duration_seconds) == (row.started_at, 0)
+    assert "legacy_oddities" not in row.extra
+    assert row.oddities == ()
+
+
+def test_an_end_just_over_a_second_before_the_start_is_an_oddity() -> None:
+    row = call(entity("cust-1", SID, start_time="2024-01-02T00:00:01.000001",
+                      end_time="2024-01-02T00:00:00"))  # fmt: skip
+    assert isinstance(row, CallRow)
+    assert (row.ended_at, row.duration_seconds) == (None, None)
+    assert "1.000001 s before start_time" in row.extra["legacy_oddities"]["end_time"]["problem"]
 
 
 def test_the_same_sid_is_the_same_call_id() -> None:

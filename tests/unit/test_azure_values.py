@@ -11,6 +11,7 @@ from azure.data.tables import EdmType, EntityProperty
 from hypothesis import given
 from hypothesis import strategies as st
 
+from worker.azure.oddities import Oddities, kept_json
 from worker.azure.values import (
     Unmigratable,
     count,
@@ -166,3 +167,45 @@ def test_extras_and_raw_entity_keep_every_type() -> None:
 
 def test_json_numbers_beyond_a_double_are_kept_as_text() -> None:
     assert json_or_text('{"amount": 1e999}', "tool_request") == (None, '{"amount": 1e999}')
+
+
+def test_oddities_keep_what_can_be_kept_and_say_what_was_odd() -> None:
+    odd = Oddities()
+    assert odd.choice("status", " No_Answer", ("no_answer",), default="x") == "no_answer"
+    assert odd.choice("direction", None, ("inbound",), default="inbound") == "inbound"
+    assert odd.text("outcome", 4.5) == "4.5"
+    assert odd.text("agent", True) == "true"
+    assert odd.text("seen", datetime(2024, 1, 2, tzinfo=UTC)) == "2024-01-02T00:00:00+00:00"
+    assert odd.text("outcome", "a\x00b" * 3, max_length=4) == "abab"
+    assert odd.key("organization_id", "org\x00", max_length=255) is None
+    assert odd.count("duration_seconds", "12.5") is None
+    assert odd.time("end_time", "") is None  # missing is not odd
+    assert odd.names() == ("status", "outcome", "agent", "seen", "organization_id",
+                           "duration_seconds")  # fmt: skip
+    assert odd.found["outcome"]["value"] == 4.5  # the first oddity of a name keeps its value
+    assert odd.found["outcome"]["problem"] == (
+        "outcome is a float, not a string; kept as text; outcome contains a NUL character;"
+        " dropped; outcome is 6 characters long (at most 4); cut"
+    )
+    assert odd.found["organization_id"] == {
+        "value": "org\\u0000",
+        "problem": "organization_id contains a NUL character, which PostgreSQL text cannot hold",
+    }
+
+
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text() | st.binary(),
+                    lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner),
+                    max_leaves=8))  # fmt: skip
+def test_kept_json_is_always_json_that_jsonb_holds(value: object) -> None:
+    def strings(found: object) -> list[str]:
+        if isinstance(found, str):
+            return [found]
+        if isinstance(found, dict):
+            return [s for k, v in found.items() for s in (*strings(k), *strings(v))]
+        if isinstance(found, list):
+            return [s for item in found for s in strings(item)]
+        return []
+
+    kept = kept_json(value)
+    json.dumps(kept)  # JSON
+    assert not any("\x00" in s for s in strings(kept))  # no NUL character left anywhere

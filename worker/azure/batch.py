@@ -39,7 +39,15 @@ from worker.azure.checkpoints import Checkpoint
 from worker.azure.client import AzureStorage, RetryOptions, storage_from_settings
 from worker.azure.readers import Page, Record, read_pages
 from worker.azure.sources import Source
-from worker.azure.transforms import EntryRow, Reject, Row, Transformed, raw_text, transform_page
+from worker.azure.transforms import (
+    CallRow,
+    EntryRow,
+    Reject,
+    Row,
+    Transformed,
+    raw_text,
+    transform_page,
+)
 from worker.azure.writer import Problem, WriteOutcome, Writer
 from worker.db import classify, get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing
@@ -87,6 +95,8 @@ class SourceBatch:
     migrated: int
     rejected: int
     pass_complete: bool
+    #: Calls migrated with a field kept as well as it could be (``metadata.legacy_oddities``).
+    oddities: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +120,10 @@ class BatchResult:
     def rejected(self) -> int:
         return sum(s.rejected for s in self.sources)
 
+    @property
+    def oddities(self) -> int:
+        return sum(s.oddities for s in self.sources)
+
 
 @dataclass(frozen=True, slots=True)
 class RunResult:
@@ -131,17 +145,19 @@ class RunResult:
         for batch in self.batches:
             for s in batch.sources:
                 counts = per_source.setdefault(
-                    s.source, {"scanned": 0, "migrated": 0, "rejected": 0}
+                    s.source, {"scanned": 0, "migrated": 0, "rejected": 0, "oddities": 0}
                 )
                 counts["scanned"] += s.scanned
                 counts["migrated"] += s.migrated
                 counts["rejected"] += s.rejected
+                counts["oddities"] += s.oddities
         return {
             "skipped": self.skipped,
             "batches": len(self.batches),
             "scanned": self.total("scanned"),
             "migrated": self.total("migrated"),
             "rejected": self.total("rejected"),
+            "oddities": self.total("oddities"),
             "synthesized_calls": self.total("synthesized_calls"),
             "partitions_created": self.total("partitions_created"),
             "caught_up": self.caught_up,
@@ -232,6 +248,7 @@ def _report(
             scanned=sum(r.scanned for r in results),
             migrated=sum(r.migrated for r in results),
             rejected=sum(r.rejected for r in results),
+            oddities=sum(r.oddities for r in results),
             caught_up=last.caught_up,
         )
 
@@ -371,6 +388,7 @@ def _log(result: BatchResult) -> None:
         scanned=result.scanned,
         migrated=result.migrated,
         rejected=result.rejected,
+        oddities=result.oddities,
         synthesized_calls=result.synthesized_calls,
         partitions_created=result.partitions_created,
         round_complete=result.round_complete,
@@ -430,11 +448,19 @@ def _write_transaction(
                     written.migrated,
                     rejected,
                     item.pass_complete,
+                    _oddities(rows, written),
                 )
             )
         _share_time(draft, work, time.monotonic() - since)
         checkpoints.save(conn, draft.values())
     return draft, summaries, synthesized
+
+
+def _oddities(rows: Sequence[Row], written: WriteOutcome) -> int:
+    """Calls this batch migrated (changed) that keep a field with an oddity."""
+    return sum(
+        1 for r in rows if isinstance(r, CallRow) and r.oddities and r.key in written.changed
+    )
 
 
 def _message_months(work: Sequence[_Work]) -> set[date]:

@@ -125,6 +125,27 @@ def save(conn: psycopg.Connection[Any], checkpoints: Iterable[Checkpoint]) -> No
         cursor.executemany(_SAVE, rows)  # pipelined: one round trip
 
 
+_RESCAN = """
+UPDATE migration_checkpoints
+   SET watermark = NULL, last_pass_changed = NULL, pass_open = false, pass_from = NULL,
+       pass_high = NULL, continuation = NULL, position = NULL, pass_scanned = 0,
+       pass_changed = 0, updated_at = now()
+ WHERE source = ANY(%(sources)s)
+RETURNING source
+"""
+
+
+def rescan(conn: psycopg.Connection[Any], names: Iterable[str]) -> list[str]:
+    """Make the next pass of each named source read every record again, from the start: the
+    records that a newer callstore takes (after an upgrade) are migrated, and their rejects
+    resolved; the others change nothing, since every write is idempotent. A pass already open
+    starts again. The caller holds the migration's lock (no batch may save its checkpoints
+    meanwhile). Returns the sources changed (a source never read has no checkpoint and needs
+    none)."""
+    rows = conn.execute(_RESCAN, {"sources": list(names)}).fetchall()
+    return sorted(row[0] for row in rows)
+
+
 def due(checkpoints: dict[str, Checkpoint]) -> list[Source]:
     """The sources this round still has to read, in foreign-key order."""
     lowest = min(c.passes for c in checkpoints.values())

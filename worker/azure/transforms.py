@@ -15,12 +15,13 @@ import re
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from models.enums import CallStatus, CallType, Direction, MessageRole
+from models.enums import CallStatus, CallType, Direction, MessageRole, values
 from worker.azure import sources
+from worker.azure.oddities import ODDITIES_KEY, Oddities, kept_json
 from worker.azure.readers import BlobRecord, Record, TableRecord
 from worker.azure.values import (
     Unmigratable,
@@ -34,6 +35,7 @@ from worker.azure.values import (
     last_four,
     money,
     no_nul,
+    plain,
     raw_blob,
     raw_entity,
     text,
@@ -54,6 +56,11 @@ STATUS_MAP: dict[str, str] = {
     "failed": CallStatus.ERROR.value,
     "no_answer": CallStatus.ENDED.value,
 }
+#: The status of a call whose legacy status is unknown: it is in the history, so it is over.
+UNKNOWN_STATUS = CallStatus.ENDED.value
+#: Legacy writers kept some times at whole seconds, others to the microsecond: an end up to
+#: this long before the start is the same instant.
+SAME_INSTANT = timedelta(seconds=1)
 SPEAKER_ROLES: dict[str, str] = {
     "agent": MessageRole.ASSISTANT.value,
     "customer": MessageRole.USER.value,
@@ -145,6 +152,8 @@ class CallRow:
     organization_key: str | None
     tactic_name: str | None
     extra: dict[str, Any]
+    #: The properties kept with an oddity (``extra["legacy_oddities"]`` says what was odd).
+    oddities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -375,54 +384,84 @@ def _sid(value: str, name: str) -> str:
     return value
 
 
+def _seconds(delta: timedelta) -> str:
+    """``600``, ``1.000001``: a duration as an operator reads it."""
+    return format(Decimal(str(delta.total_seconds())).normalize(), "f")
+
+
 def call(record: Record) -> CallRow:
-    """A ``CallHistory`` entity → ``calls`` (``source='azure'``, ``call_id`` from the SID)."""
+    """A ``CallHistory`` entity → ``calls`` (``source='azure'``, ``call_id`` from the SID).
+
+    Only a key or a ``start_time`` that cannot be read makes a reject: any other odd field is
+    kept as well as it can be and noted in ``metadata.legacy_oddities`` (``oddities``)."""
     entity = _table(record)
     sid = _sid(entity.row_key, "RowKey")
+    legacy_customer_id = _key(entity.partition_key, "PartitionKey")
     p = entity.properties
     started = when(p.get("start_time"), "start_time", required=True)
     assert started is not None
-    ended = when(p.get("end_time"), "end_time")
+    odd = Oddities()
+    ended = odd.time("end_time", p.get("end_time"))
     if ended is not None and ended < started:
-        raise Unmigratable("end_time is before start_time")
-    duration = count(p.get("duration_seconds"), "duration_seconds")
+        if started - ended <= SAME_INSTANT:
+            ended = started  # a writer that kept whole seconds: the same instant
+        else:
+            odd.note(
+                "end_time",
+                p.get("end_time"),
+                f"end_time is {_seconds(started - ended)} s before start_time; left empty",
+            )
+            ended = None
+    duration = odd.count("duration_seconds", p.get("duration_seconds"))
     if duration is None and ended is not None:
         duration = int((ended - started).total_seconds())
-    legacy_status = choice(p.get("status"), "status", tuple(STATUS_MAP), default="completed")
-    metadata: dict[str, Any] = {**extras(p, _CALL_PROPERTIES), "legacy_status": legacy_status}
-    organization_key = text(p.get("organization_id"), "organization_id", max_length=255) or None
-    tactic_name = text(p.get("behavioral_tactic"), "behavioral_tactic", max_length=100) or None
+    raw_status = plain(p.get("status"))
+    legacy_status = odd.choice(
+        "status", raw_status, tuple(STATUS_MAP), default="completed", stored_as=UNKNOWN_STATUS
+    )
+    readable = raw_status in (None, "") or (
+        isinstance(raw_status, str) and raw_status.strip().lower() in STATUS_MAP
+    )
+    organization_key = odd.key("organization_id", p.get("organization_id"), max_length=255)
+    tactic_name = odd.key("behavioral_tactic", p.get("behavioral_tactic"), max_length=100)
+    call_type = odd.choice(
+        "call_type", p.get("call_type"), values(CallType), default=CallType.REAL_CALL.value
+    )
+    direction = odd.choice(
+        "direction", p.get("direction"), values(Direction), default=Direction.OUTBOUND.value
+    )
+    conversation_id = odd.text("conversation_id", p.get("conversation_id"), max_length=255)
+    outcome = odd.text("outcome", p.get("outcome"), max_length=100)
+    agent_name = odd.text("agent_name", p.get("agent_name"), max_length=255)
+    metadata: dict[str, Any] = {
+        **odd.extras(p, _CALL_PROPERTIES),
+        # The original value of every call; an unknown one as it was written.
+        "legacy_status": legacy_status if readable else kept_json(raw_status),
+    }
     if organization_key is not None:
         metadata["legacy_organization_id"] = organization_key
     if tactic_name is not None:
         metadata["legacy_behavioral_tactic"] = tactic_name
+    if odd.found:
+        metadata[ODDITIES_KEY] = odd.found
     return CallRow(
         key=entity.key,
         call_id=call_id_for(sid),
         sid=sid,
-        legacy_customer_id=_key(entity.partition_key, "PartitionKey"),
-        call_type=choice(
-            p.get("call_type"),
-            "call_type",
-            tuple(t.value for t in CallType),
-            default=CallType.REAL_CALL.value,
-        ),
-        direction=choice(
-            p.get("direction"),
-            "direction",
-            tuple(d.value for d in Direction),
-            default=Direction.OUTBOUND.value,
-        ),
-        status=STATUS_MAP[legacy_status],
+        legacy_customer_id=legacy_customer_id,
+        call_type=call_type,
+        direction=direction,
+        status=STATUS_MAP[legacy_status] if readable else UNKNOWN_STATUS,
         started_at=started,
         ended_at=ended,
         duration_seconds=duration,
-        conversation_id=text(p.get("conversation_id"), "conversation_id", max_length=255) or None,
-        outcome=text(p.get("outcome"), "outcome", max_length=100) or None,
-        agent_name=text(p.get("agent_name"), "agent_name", max_length=255) or None,
+        conversation_id=conversation_id or None,
+        outcome=outcome or None,
+        agent_name=agent_name or None,
         organization_key=organization_key,
         tactic_name=tactic_name,
         extra=metadata,
+        oddities=odd.names(),
     )
 
 

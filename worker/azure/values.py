@@ -20,6 +20,8 @@ from typing import Any
 
 from azure.data.tables import EntityProperty
 
+from worker.phone_numbers import to_e164
+
 
 class Unmigratable(ValueError):
     """The record cannot be migrated; the message is the reason kept in ``migration_rejects``."""
@@ -30,7 +32,6 @@ _CENT = Decimal("0.01")
 _MAX_MONEY = Decimal(10) ** 10
 _INT32 = 2**31
 _DIGITS = re.compile(r"\d+")
-_PHONE_FORMATTING = re.compile(r"[\s().\-/]")
 
 
 def plain(value: Any) -> Any:
@@ -196,23 +197,14 @@ def last_four(value: Any, name: str) -> str | None:
 
 
 def e164(value: Any, name: str) -> str | None:
-    """An E.164 number. Older rows are formatted (``(555) 123-4567``, ``555.123.4567``): ten
-    digits are a North American number (+1), eleven starting with 1 as well, the only
-    numbering plan the legacy agent called."""
+    """An E.164 number (``worker.phone_numbers``); older rows are formatted."""
     found = text(value, name)
     if found is None or found.strip() == "":
         return None
-    compact = _PHONE_FORMATTING.sub("", found.strip())
-    if compact.startswith("+"):
-        digits = compact[1:]
-        if _DIGITS.fullmatch(digits) and 8 <= len(digits) <= 15 and not digits.startswith("0"):
-            return "+" + digits
-    elif _DIGITS.fullmatch(compact):
-        if len(compact) == 10 and compact[0] not in "01":
-            return "+1" + compact
-        if len(compact) == 11 and compact.startswith("1") and compact[1] not in "01":
-            return "+" + compact
-    raise Unmigratable(f"{name} {found[:40]!r} is not a phone number that maps to E.164")
+    normalized = to_e164(found)
+    if normalized is None:
+        raise Unmigratable(f"{name} {found[:40]!r} is not a phone number that maps to E.164")
+    return normalized
 
 
 def json_or_text(value: Any, name: str) -> tuple[Any, str | None]:

@@ -435,15 +435,14 @@ class Writer:
                     (row.name,),
                 )
                 version = cursor.fetchone()
-                cursor.execute(
+                cursor.execute(  # content_sha256 is computed by PostgreSQL
                     "INSERT INTO system_prompts (name, environment, prompt_template, variables,"
-                    " content_sha256, version, is_active) VALUES (%s, %s, %s, %s, %s, %s, true)",
+                    " version, is_active) VALUES (%s, %s, %s, %s, %s, true)",
                     (
                         row.name,
                         row.environment,
                         row.template,
                         Jsonb(row.variables),
-                        row.sha256,
                         version[0] if version else 1,
                     ),
                 )

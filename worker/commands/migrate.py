@@ -16,12 +16,16 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from worker.azure import checkpoints
 from worker.azure.batch import BatchResult, run_batches
 from worker.azure.client import storage_from_settings
+from worker.azure.reject_reasons import action, kind_of
+from worker.azure.sources import SOURCES
 from worker.azure.status import SourceStatus, migration_status
 from worker.commands.common import console, fail
 from worker.db import raw_connection, session_scope
 from worker.errors import CallstoreError, MigrationNotConfigured
+from worker.jobs import JobName, lock_key
 from worker.settings import Settings, get_settings
 
 app = typer.Typer(help="Move legacy data into the call store.", no_args_is_help=True)
@@ -122,7 +126,7 @@ def run(
     """Run one batch, or batches until caught up, with a progress bar."""
     settings = get_settings()
     total = sum(row.left for row in _status(settings, 1_000_000)) if until_done else 0
-    totals: dict[str, Any] = {"scanned": 0, "migrated": 0, "rejected": 0}
+    totals: dict[str, Any] = {"scanned": 0, "migrated": 0, "rejected": 0, "oddities": 0}
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -162,9 +166,14 @@ def run(
             progress.update(bar, completed=max(total, totals["scanned"], 1))
     if result.skipped:
         fail("another migration run holds the job lock (beat's migration.run_batch?); try later")
+    odd = (
+        f" ({totals['oddities']} call(s) kept with oddities: metadata ? 'legacy_oddities')"
+        if totals["oddities"]
+        else ""
+    )
     console.print(
         f"{len(result.batches)} batch(es): {totals['scanned']} read, {totals['migrated']}"
-        f" migrated, {totals['rejected']} rejected; "
+        f" migrated{odd}, {totals['rejected']} rejected; "
         + ("caught up" if result.caught_up else "more to do"),
         highlight=False,
     )
@@ -177,7 +186,7 @@ def rejects(
     resolved: Annotated[bool, typer.Option(help="Include rejects resolved since.")] = False,
     limit: Annotated[int, typer.Option(min=1, max=100_000)] = 50,
 ) -> None:
-    """Legacy records that could not be migrated, with the reason and the raw text."""
+    """Legacy records that could not be migrated: the reason, the raw text, what to do."""
     clauses = ["TRUE" if resolved else "resolved_at IS NULL"]
     params: dict[str, Any] = {"limit": limit}
     if source:
@@ -197,16 +206,63 @@ def rejects(
         if not found:
             fail(f"no reject with key {key!r}")
         for src, k, reason, raw, first, last, done in found:
+            kind = kind_of(src, reason)
             console.print(f"source       {src}\nkey          {k}", highlight=False, markup=False)
             console.print(f"reason       {reason}", highlight=False, markup=False)
+            console.print(
+                f"kind         {kind.name}: {kind.meaning}", highlight=False, markup=False
+            )
+            console.print(f"what to do   {action(src, reason)}", highlight=False, markup=False)
             console.print(f"first seen   {first.isoformat()}\nlast seen    {last.isoformat()}")
             if done:
                 console.print(f"resolved     {done.isoformat()}")
             console.print(raw, highlight=False, markup=False)
         return
-    table = Table("source", "key", "reason", "last seen")
+    table = Table("source", "key", "kind", "reason", "last seen")
+    actions: dict[str, str] = {}
     for src, k, reason, _raw, _first, last, done in found:
+        kind = kind_of(src, reason)
+        actions.setdefault(f"{kind.name} ({src})", action(src, reason))
         table.add_row(
-            src, k, reason[:100] + (" (resolved)" if done else ""), last.isoformat("T", "seconds")
+            src,
+            k,
+            kind.name,
+            reason[:100] + (" (resolved)" if done else ""),
+            last.isoformat("T", "seconds"),
         )
     _wide().print(table)
+    if actions:
+        console.print("What to do:", highlight=False)
+        for name, what in actions.items():
+            console.print(f"  {name}: {what}", highlight=False, markup=False)
+
+
+@azure.command("rescan")
+def rescan(
+    source: Annotated[
+        list[str] | None,
+        typer.Option(help="Only this source (repeatable); default: every source."),
+    ] = None,
+) -> None:
+    """Read every record of the sources again from the start, at their next pass.
+
+    After an upgrade that migrates records it used to reject (their rejects are then
+    resolved); records already stored are written again, which changes nothing."""
+    names = [s.name for s in SOURCES]
+    chosen = source or names
+    unknown = sorted(set(chosen) - set(names))
+    if unknown:
+        fail(f"no source {', '.join(unknown)}; the sources are {', '.join(names)}", code=2)
+    with session_scope() as session:
+        conn = raw_connection(session)
+        locked = conn.execute(
+            "SELECT pg_try_advisory_xact_lock(%s)", (lock_key(JobName.MIGRATION),)
+        ).fetchone()
+        if not locked or not locked[0]:
+            fail("a migration run holds the job lock (beat's migration.run_batch?); try later")
+        changed = checkpoints.rescan(conn, chosen)
+    console.print(
+        f"{len(changed)} source(s) will be read again from the start at their next pass:"
+        f" {', '.join(changed) or 'none (never read yet)'}",
+        highlight=False,
+    )

@@ -68,6 +68,8 @@ CALL_BAD_START = sid(8)  # beyond repair (start_time); its transcript still land
 CALL_ORPHAN = sid(9)  # transcript entries only, no CallHistory entity
 CALL_ARRIVING = sid(10)  # dual-write arrival
 CALL_ARRIVING_CUSTOMER = sid(11)  # dual-write arrival, for the arriving customer
+CALL_WHOLE_SECONDS = sid(12)  # end_time kept at whole seconds: 0.6 s "before" the start
+CALL_ODD = sid(13)  # odd fields (status, direction, type, duration, end, text types): kept
 BAD_SID = "CA-not-a-sid"
 
 TACTICS = (
@@ -308,6 +310,17 @@ def write_cases(storage: AzureStorage) -> GeneratedCounts:
             "behavioral_tactic": "retired_tactic", "organization_id": "org-gone",
         },
         {"PartitionKey": C_OLD, "RowKey": CALL_BAD_START, "start_time": "yesterday afternoon"},
+        {
+            "PartitionKey": C_NEW, "RowKey": CALL_WHOLE_SECONDS,
+            "start_time": datetime(2024, 4, 10, 10, 0, 0, 600_000, tzinfo=UTC),
+            "end_time": "2024-04-10T10:00:00", "status": "no_answer",
+        },
+        {
+            "PartitionKey": C_OLD, "RowKey": CALL_ODD, "start_time": "2024-04-11T09:00:00",
+            "end_time": "2024-04-11T08:50:00", "status": "busy", "direction": "Inbound",
+            "call_type": "demo", "duration_seconds": "-1", "conversation_id": 987654,
+            "outcome": "payment_arranged", "agent_name": "A" * 300,
+        },
         {"PartitionKey": C_OLD, "RowKey": BAD_SID, "start_time": t0},
     ]  # fmt: skip
     written.add(
@@ -353,6 +366,10 @@ def write_cases(storage: AzureStorage) -> GeneratedCounts:
         _entry(CALL_NO_ANSWER, 2, datetime(2024, 7, 2, 9, 0, 30, tzinfo=UTC),
                speaker="robot", text="beep"),
         _entry(BAD_SID, 1, t0, speaker="agent", text="orphaned by a bad SID"),
+        _entry(CALL_ODD, 1, datetime(2024, 4, 11, 9, 0, 2, tzinfo=UTC), speaker="agent",
+               text="Bonjour, ici Alex."),
+        _entry(CALL_ODD, 2, datetime(2024, 4, 11, 9, 0, 5, tzinfo=UTC), speaker="customer",
+               text="Je peux payer aujourd'hui."),
     ]  # fmt: skip
     written.add(
         sources.CALL_TRANSCRIPTS.name,
@@ -580,6 +597,12 @@ def bulk_entities(
                 if rng.random() < 0.5:
                     props["event_data"] = json.dumps({"detail": "ok"})
             transcripts.append(_entry(call_sid, sequence, _when(rng, at), **props))
+        if n % 40 == 17 and "end_time" in entity:
+            # A writer that kept whole seconds: a short call's end reads 0.4 s before its start
+            # (no random draw here, so the rest of the data stays what the seed made it).
+            entity["start_time"] = started.replace(microsecond=400_000)
+            entity["end_time"] = started.replace(tzinfo=None).isoformat()
+            entity.pop("duration_seconds", None)
     return {
         sources.CUSTOMERS.name: customers,
         sources.ORGANIZATIONS.name: orgs,

@@ -41,13 +41,13 @@ def test_the_task_migrates_in_a_worker_and_reports_progress(
         status, details = finished
         assert status == "succeeded", worker.log()[-3000:]
         assert details["caught_up"] is True
-        assert details["migrated"] == 49
+        assert details["migrated"] == 53
         calls = conn.execute("SELECT count(*) FROM calls WHERE source = 'azure'").fetchone()
-        assert calls == (9,)
+        assert calls == (11,)
         # The custom state Flower shows while it runs (results are off, so it stays).
         meta = json.loads(redis_client.get(f"celery-task-meta-{task_id}") or b"{}")
         assert meta["status"] == "PROGRESS"
-        assert meta["result"]["migrated"] == 49
+        assert meta["result"]["migrated"] == 53
         assert meta["result"]["caught_up"] is True
     finally:
         worker.stop()

@@ -27,13 +27,15 @@ def test_arrivals_are_picked_up_and_a_third_run_changes_nothing(
     g.write_cases(legacy)
     first = migrate()
     assert first.caught_up
-    assert first.total("migrated") == 49
+    assert first.total("migrated") == 53
+    assert first.total("oddities") == 1  # CALL_ODD, kept with its oddities
 
     g.write_arrivals(legacy)
     second = migrate()
     assert second.caught_up
     # prompts 1 (a new version; the re-upload adds nothing), customers 2, calls 2, entries 5
     assert (second.total("migrated"), second.total("rejected")) == (10, 0)
+    assert second.total("oddities") == 0
 
     full = call_id_for(g.CALL_FULL)
     assert _value(

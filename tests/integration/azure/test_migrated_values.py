@@ -207,6 +207,51 @@ def test_calls_every_form(conn: psycopg.Connection[Any]) -> None:
     rejects = _rejects(conn)
     assert "not an ISO-8601 time" in rejects[("CallHistory", f"{g.C_OLD}/{g.CALL_BAD_START}")]
     assert "not a call SID" in rejects[("CallHistory", f"{g.C_OLD}/{g.BAD_SID}")]
+    # Only those two: a key or a start that cannot be read.
+    assert sorted(k for s, k in rejects if s == "CallHistory") == sorted(
+        [f"{g.C_OLD}/{g.CALL_BAD_START}", f"{g.C_OLD}/{g.BAD_SID}"]
+    )
+
+
+def test_an_end_kept_at_whole_seconds_is_the_same_instant_as_the_start(
+    conn: psycopg.Connection[Any],
+) -> None:
+    call = _call(conn, g.CALL_WHOLE_SECONDS)  # start 10:00:00.6, end "10:00:00"
+    started = datetime(2024, 4, 10, 10, 0, 0, 600_000, tzinfo=UTC)
+    assert (call["started_at"], call["ended_at"], call["duration_seconds"]) == (started, started, 0)
+    assert (call["status"], call["metadata"]) == ("ended", {"legacy_status": "no_answer"})
+
+
+def test_a_call_with_odd_fields_is_kept_with_its_customer_and_outcome(
+    conn: psycopg.Connection[Any],
+) -> None:
+    call = _call(conn, g.CALL_ODD)
+    customer = _one(conn, "SELECT id FROM customers WHERE external_id = %s", g.C_OLD)
+    assert (call["customer_id"], call["direction"], call["outcome"]) == (
+        customer["id"],
+        "inbound",  # "Inbound"
+        "payment_arranged",
+    )
+    assert (call["status"], call["call_type"]) == ("ended", "real_call")  # "busy", "demo"
+    assert (call["started_at"], call["ended_at"], call["duration_seconds"]) == (
+        at(2024, 4, 11, 9),
+        None,  # ten minutes before the start
+        None,  # "-1"
+    )
+    assert (call["conversation_id"], call["agent_name"]) == ("987654", "A" * 255)
+    assert call["metadata"]["legacy_status"] == "busy"
+    oddities = call["metadata"]["legacy_oddities"]
+    assert sorted(oddities) == [
+        "agent_name", "call_type", "conversation_id", "direction", "duration_seconds",
+        "end_time", "status",
+    ]  # fmt: skip
+    assert oddities["end_time"] == {
+        "value": "2024-04-11T08:50:00",
+        "problem": "end_time is 600 s before start_time; left empty",
+    }
+    assert oddities["agent_name"]["value"] == "A" * 300
+    # Its transcript lands on it, not on a call synthesized without its customer.
+    assert (call["total_messages"], "legacy_origin" in call["metadata"]) == (2, False)
 
 
 def test_calls_known_only_from_their_transcript(conn: psycopg.Connection[Any]) -> None:
@@ -324,9 +369,9 @@ def test_every_record_is_migrated_or_rejected(conn: psycopg.Connection[Any]) -> 
         " (SELECT count(*) FROM call_messages) + (SELECT count(*) FROM call_tool_executions)"
         " + (SELECT count(*) FROM call_events) AS entries",
     )
-    # 4 customers - 1 reject; 4 organizations - 1; 9 call entities - 2 + 2 known only from
-    # their transcripts; 21 entries - 3.
-    assert counts == {"customers": 3, "organizations": 3, "calls": 9, "entries": 18}
+    # 4 customers - 1 reject; 4 organizations - 1; 11 call entities - 2 + 2 known only from
+    # their transcripts; 23 entries - 3.
+    assert counts == {"customers": 3, "organizations": 3, "calls": 11, "entries": 20}
     # Old months got their partitions before the rows that need them.
     months = {
         r["relname"]
