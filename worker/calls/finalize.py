@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,7 @@ from sqlalchemy import Engine
 from models.payload import TASK_NAME, CallPayload
 from worker.calls import dead_letters
 from worker.calls.persist import PersistOutcome, persist_call
-from worker.calls.validation import encode, validate_payload
+from worker.calls.validation import ClockWindow, validate_payload
 from worker.db import get_engine, raw_connection, session_scope
 from worker.errors import ConstraintViolation, PartitionMissing, PermanentError
 from worker.log import get_logger
@@ -75,8 +75,13 @@ def finalize_call(
     engine = engine or get_engine()
     started = time.perf_counter()
     call_id = dead_letters.call_id_of(raw)
+    window = ClockWindow.around(
+        datetime.now(UTC),
+        retention_days=settings.retention_days,
+        skew_seconds=settings.max_clock_skew,
+    )
     try:
-        payload, _ = validate_payload(raw, max_bytes=settings.max_payload_bytes)
+        payload, _ = validate_payload(raw, max_bytes=settings.max_payload_bytes, window=window)
     except PermanentError as error:
         return dead_letter(raw, error, task_id=task_id, engine=engine)
 
@@ -118,10 +123,7 @@ def dead_letter(
 ) -> FinalizeResult:
     """Dead-letter ``raw`` with ``error``. Raises ``DatabaseUnavailable`` if even that fails,
     in which case the caller must keep the message (retry) rather than drop it."""
-    try:
-        body = encode(raw)
-    except PermanentError:
-        body = repr(raw).encode("utf-8", "backslashreplace")
+    body = dead_letters.payload_bytes(raw)
     call_id = dead_letters.call_id_of(raw)
     with session_scope(engine or get_engine()) as session:
         dead_letter_id = dead_letters.record(
