@@ -6,6 +6,7 @@ whether a call it sent has been settled. Runtime-safe: no database imports.
 
 from __future__ import annotations
 
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import redis
@@ -30,6 +31,20 @@ def redis_client(broker_url: str, *, timeout: float = TIMEOUT_SECONDS) -> redis.
             socket_connect_timeout=timeout,
         )
     return redis.Redis.from_url(broker_url, socket_timeout=timeout, socket_connect_timeout=timeout)
+
+
+_clients: dict[str, redis.Redis] = {}
+_clients_lock = threading.Lock()
+
+
+def shared_client(broker_url: str) -> redis.Redis:
+    """This process's client for ``broker_url``, made on first use (redis-py pools its
+    connections and is thread-safe)."""
+    with _clients_lock:
+        client = _clients.get(broker_url)
+        if client is None:
+            client = _clients[broker_url] = redis_client(broker_url)
+        return client
 
 
 def queue_keys(queue: str) -> list[str]:

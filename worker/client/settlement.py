@@ -14,13 +14,12 @@ Runtime-safe: no database imports.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 
-from worker.client.queues import redis_client
+from worker.client.queues import shared_client
 from worker.log import get_logger
 from worker.settings import ClientSettings
 
@@ -79,21 +78,13 @@ def settlement_of(raw: Any) -> tuple[str, int] | None:
     return call_id, revision
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
 def settle(settings: ClientSettings, raw: Any) -> None:
     """Mark the call in ``raw`` settled (best effort: if Redis cannot be told, the runtime
     publishes the call again later, which is harmless)."""
     named = settlement_of(raw)
     if named is None:
         return
-    url = settings.broker_url.get_secret_value()
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis_client(url)
+    client = shared_client(settings.broker_url.get_secret_value())
     try:
         mark_settled(client, *named)
     except redis.RedisError as error:
