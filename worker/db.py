@@ -27,6 +27,7 @@ from worker.errors import (
     ConstraintViolation,
     DatabaseRefused,
     DatabaseUnavailable,
+    DuplicateKey,
     PartitionMissing,
 )
 from worker.settings import Settings, get_settings
@@ -68,6 +69,8 @@ def classify(error: BaseException) -> CallstoreError | None:
         return DatabaseUnavailable(message)
     if sqlstate in _REFUSED_SQLSTATES or sqlstate[:2] in _REFUSED_SQLSTATE_CLASSES:
         return DatabaseRefused(message)
+    if isinstance(original, pg_errors.UniqueViolation):
+        return DuplicateKey(message)
     if isinstance(original, psycopg.IntegrityError | psycopg.DataError):
         return ConstraintViolation(message)
     if isinstance(original, psycopg.InterfaceError):

@@ -61,6 +61,16 @@ class ConstraintViolation(PermanentError):
     """PostgreSQL refused the data itself (a CHECK, a length, a NUL character, ...)."""
 
 
+class DuplicateKey(ConstraintViolation):
+    """A unique index refused a row: for a call row, a concurrent delivery of the same call
+    won the insert (a race the finalize service retries, never a permanent error)."""
+
+
+class RevisionConflict(PermanentError):
+    """The call is stored under this revision with other content, and the rule keeps the
+    stored one; the delivery is kept in ``failed_payloads`` (``call_conflicts`` records it)."""
+
+
 class ExportMismatch(PermanentError):
     """An archived partition's export does not match the table (row count or checksum): the
     partition is kept, not dropped, until an operator looks."""

@@ -8,8 +8,10 @@ worker has *settled* it — persisted it, found it already stored, or dead-lette
 publishes it again if it stays unsettled for too long. Redelivery is harmless: persisting is
 idempotent.
 
-A settlement is a Redis key per call holding the newest settled revision, kept a week.
-Runtime-safe: no database imports.
+A settlement is a Redis key per call holding the newest settled revision, kept a week. It never
+moves backwards: two workers settling two revisions of a call in either order leave the newer
+one (a script compares and sets in one step, exactly, as decimal strings: revisions are
+microsecond stamps, beyond what a Lua number holds exactly). Runtime-safe: no database imports.
 """
 
 from __future__ import annotations
@@ -35,9 +37,23 @@ def settled_key(call_id: str) -> str:
     return SETTLED_PREFIX + call_id
 
 
+#: SET the key to ARGV[1] unless it holds a greater decimal integer; renew its expiry either way.
+_SET_IF_GREATER = """
+local current = redis.call('GET', KEYS[1])
+local new = ARGV[1]
+if (not current) or #new > #current or (#new == #current and new > current) then
+  redis.call('SET', KEYS[1], new, 'EX', ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
 def mark_settled(client: redis.Redis, call_id: str, revision: int) -> None:
-    """Record that ``revision`` of ``call_id`` needs no further delivery."""
-    client.set(settled_key(call_id), revision, ex=SETTLED_TTL_SECONDS)
+    """Record that ``revision`` of ``call_id`` (and every older one) needs no further delivery."""
+    script = client.register_script(_SET_IF_GREATER)
+    script(keys=[settled_key(call_id)], args=[str(int(revision)), SETTLED_TTL_SECONDS])
 
 
 def settled_revisions(client: redis.Redis, call_ids: Iterable[str]) -> dict[str, int]:
