@@ -52,6 +52,10 @@ class MessageExpired(MessageRefused):
     """The message carried an expiry that has passed; a call is kept, never dropped for it."""
 
 
+class MessageMoved(MessageRefused):
+    """An operator moved the message out of its queue (``callstore queue move``)."""
+
+
 class PoisonMessage(MessageRefused):
     """The message's worker died on each of its last ``CALLSTORE_POISON_DELIVERIES``
     deliveries; it is not run again."""

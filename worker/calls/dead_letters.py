@@ -186,16 +186,48 @@ def prepare_replay(row: DeadLetter, *, max_bytes: int) -> ReplayPlan:
     return ReplayPlan(id=row.id, payload=raw)
 
 
-def mark_replayed(session: Session, dead_letter_id: uuid.UUID, *, task_id: str) -> None:
-    session.execute(
-        update(DeadLetter)
-        .where(col(DeadLetter.id) == dead_letter_id)
-        .values(
-            status=DeadLetterStatus.REPLAYED.value,
-            replayed_at=func.now(),
-            replay_task_id=task_id,
-        )
+def mark_replayed(
+    session: Session, dead_letter_id: uuid.UUID, *, task_id: str, edited: bytes | None = None
+) -> None:
+    """Mark the row replayed; ``edited`` is what was replayed instead of its payload (an
+    operator's edit), kept on the row with its time."""
+    values: dict[str, Any] = {
+        "status": DeadLetterStatus.REPLAYED.value,
+        "replayed_at": func.now(),
+        "replay_task_id": task_id,
+    }
+    if edited is not None:
+        values.update(edited_payload=edited, edited_at=func.now())
+    session.execute(update(DeadLetter).where(col(DeadLetter.id) == dead_letter_id).values(values))
+
+
+def _carries_one_payload(value: Any) -> bool:
+    """A Celery message body, ``[args, kwargs, embed]``, whose only argument is a payload."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and isinstance(value[0], list)
+        and len(value[0]) == 1
+        and not value[1]
     )
+
+
+def readable(body: bytes) -> str:
+    """``body`` as text to read or edit: indented JSON (non-ASCII kept, a lone surrogate
+    escaped as ``\\ud83d``), or, when it is not JSON, its bytes with the undecodable ones
+    escaped."""
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return body.decode("utf-8", "backslashreplace")
+    if _carries_one_payload(value):
+        value = value[0][0]
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=2, ensure_ascii=True)
+    return text
 
 
 @dataclass(slots=True)
