@@ -83,10 +83,12 @@ def test_a_refused_dead_letter_is_exported_edited_and_replayed_with_the_edit_kep
     assert replayed.exit_code == 0, replayed.output
     assert "1 replayed" in replayed.output
 
-    status, kept, edit, edited_at = conn.execute(
+    row = conn.execute(
         "SELECT status, payload, edited_payload, edited_at FROM failed_payloads WHERE id = %s",
         (letter,),
-    ).fetchone() or (None, None, None, None)
+    ).fetchone()
+    assert row is not None
+    status, kept, edit, edited_at = row
     assert status == "replayed" and edited_at is not None
     assert bytes(edit) == edited.encode() and bytes(kept) != bytes(edit)  # both kept
     (queued,) = redis_client.lrange("calls", 0, -1)
