@@ -3,22 +3,20 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
-from kombu.connection import Connection
 from psycopg import sql
 from sqlalchemy import Engine
 
 from models.base import PARTITIONED_TABLES
-from models.payload import QUEUE, TASK_NAME, CallPayload
+from models.payload import CallPayload
 from tests import factories
 from worker.calls.child_tables import CALL_TABLES
 from worker.calls.finalize import partition_months
@@ -28,6 +26,8 @@ from worker.dev import processes
 from worker.dev.processes import CELERY as CELERY
 from worker.dev.processes import PROJECT_ROOT as PROJECT_ROOT
 from worker.dev.processes import settings_env as settings_env
+from worker.dev.raw_messages import publish_raw as publish_raw
+from worker.dev.raw_messages import task_body as task_body
 from worker.maintenance.partitions import ensure_partitions, existing_months, list_partitions
 from worker.settings import Settings
 
@@ -165,50 +165,6 @@ def store_call(
         ensure_partitions(conn, months=partition_months(payload))
         result = write_call(conn, rows)
     return payload.call_id, dict(result.rows)
-
-
-# -- messages as any producer could send them -------------------------------------------------
-
-
-def task_body(args: Any = (), kwargs: Any = None) -> bytes:
-    """A Celery (protocol 2) message body carrying ``args`` and ``kwargs``, as standard JSON."""
-    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
-    return json.dumps([list(args), kwargs or {}, embed]).encode()
-
-
-def publish_raw(
-    settings: Settings,
-    body: bytes,
-    *,
-    task: str = TASK_NAME,
-    queue: str = QUEUE,
-    content_type: str = "application/json",
-    compression: str | None = None,
-    **headers: Any,
-) -> str:
-    """Put ``body`` on ``queue`` exactly as given, with Celery's protocol-2 headers for ``task``
-    (``headers`` override them): what a producer other than ours can send. Returns the task id."""
-    task_id = str(uuid4())
-    values: dict[str, Any] = {
-        "lang": "py", "task": task, "id": task_id, "root_id": task_id, "parent_id": None,
-        "group": None, "retries": 0, "eta": None, "expires": None, "timelimit": [None, None],
-        "argsrepr": "<raw>", "kwargsrepr": "{}", "origin": "tests",
-    }  # fmt: skip
-    values.update(headers)
-    if compression is not None:
-        values["compression"] = compression
-    with Connection(settings.broker_url.get_secret_value()) as connection:  # type: ignore[no-untyped-call]
-        connection.Producer().publish(
-            body,
-            exchange="",
-            routing_key=queue,
-            headers=values,
-            content_type=content_type,
-            content_encoding="utf-8",
-            correlation_id=task_id,
-            retry=False,
-        )
-    return task_id
 
 
 def free_port() -> int:

@@ -27,6 +27,7 @@ from tests.conftest import Database
 from tests.helpers import WorkerProcess, publish_raw, start_worker, task_body, wait_until
 from worker.calls import dead_letters
 from worker.client.publisher import Publisher
+from worker.dev.raw_messages import nested
 from worker.errors import PayloadInvalid
 from worker.settings import Settings
 
@@ -38,13 +39,6 @@ def worker(
     process = start_worker(module_settings, tmp_path_factory.mktemp("hostile-logs"))
     yield process
     process.stop()
-
-
-def _nested(depth: int) -> Any:
-    value: Any = "bottom"
-    for _ in range(depth):
-        value = {"next": value}
-    return value
 
 
 def _with_event_data(seed: int, data: Any) -> dict[str, Any]:
@@ -112,7 +106,7 @@ def _sha(body: bytes) -> str:
 def test_a_payload_nested_600_levels_deep_cannot_stop_the_pipeline(
     module_settings: Settings, module_database: Database, worker: WorkerProcess
 ) -> None:
-    deep = _with_event_data(9001, _nested(600))
+    deep = _with_event_data(9001, nested(600))
     publish_raw(module_settings, task_body([deep]))
     behind = [factories.small_payload(seed) for seed in range(9002, 9005)]
     _publish(module_settings, behind)
@@ -164,7 +158,7 @@ def test_what_our_encoder_refuses_from_another_producer_is_kept_as_json(
     (and refuses, naming the field), never as a Python ``repr``."""
     split = factories.small_payload(9030)
     split["messages"][0]["content"] = "half an emoji \ud83d"
-    deep = _with_event_data(9031, _nested(300))
+    deep = _with_event_data(9031, nested(300))
     for body in (split, deep):
         publish_raw(module_settings, task_body([body]))
     letters = [
