@@ -102,6 +102,8 @@ class SoakResult:
     duplicates_sent: int
     concurrent_duplicates_sent: int = 0
     poison_dead_lettered: bool = False
+    #: Deliveries of one revision with other content: none expected (duplicates are identical).
+    revision_conflicts: int = 0
     persisted: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -427,6 +429,8 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
         finally:
             supervisor.stop()
         with psycopg.connect(url, autocommit=True) as conn:
+            conflicts = conn.execute("SELECT count(*) FROM call_conflicts").fetchone()
+            result.revision_conflicts = int(conflicts[0]) if conflicts else 0
             persisted_at: dict[uuid.UUID, float] = {
                 row[0]: float(row[1])
                 for row in conn.execute(
