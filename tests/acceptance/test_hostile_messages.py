@@ -19,14 +19,16 @@ from typing import Any, NamedTuple
 
 import psycopg
 import pytest
+import redis
 from psycopg import sql
 
-from models.payload import QUEUE, TASK_NAME
+from models.payload import ANNOUNCE_TASK_NAME, QUEUE, TASK_NAME
 from tests import factories
 from tests.conftest import Database
 from tests.helpers import WorkerProcess, publish_raw, start_worker, task_body, wait_until
 from worker.calls import dead_letters
 from worker.client.publisher import Publisher
+from worker.dev import stack
 from worker.dev.raw_messages import nested
 from worker.errors import PayloadInvalid
 from worker.settings import Settings
@@ -147,6 +149,28 @@ def test_bodies_the_worker_cannot_decode_are_dead_lettered_with_their_bytes(
     for body in (cut, pickled, b"\xff\xfe not text"):
         found = _await_letter(module_database, "each undecodable body", digest=_sha(body))
         assert found.payload == body and found.error_class == "MessageUndecodable"
+    assert worker.alive()
+
+
+def test_what_no_decoder_or_pickler_survives_is_kept_whatever_the_task(
+    module_settings: Settings,
+    module_database: Database,
+    worker: WorkerProcess,
+    stack_paths: stack.StackPaths,
+) -> None:
+    """A start announcement nested 600 levels deep (not a call, and pickled for the pool all
+    the same), and a queue entry whose envelope nests past the JSON decoder's recursion limit
+    (read by the transport before any consumer sees it)."""
+    announcement = task_body([nested(600)])
+    publish_raw(module_settings, announcement, task=ANNOUNCE_TASK_NAME)
+    entry = b'{"headers": ' + b"[" * 3000 + b"]" * 3000 + b"}"
+    redis.Redis(unix_socket_path=str(stack_paths.redis_socket)).lpush(QUEUE, entry)
+    behind = [factories.small_payload(9025)]
+    _publish(module_settings, behind)
+    for body in (announcement, entry):
+        found = _await_letter(module_database, "each unreadable message", digest=_sha(body))
+        assert found.payload == body
+    wait_until(lambda: _stored(module_database, behind), timeout=60, what="the call behind them")
     assert worker.alive()
 
 

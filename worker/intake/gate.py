@@ -1,12 +1,13 @@
-"""What the worker's main process checks of a ``calls.finalize`` message before Celery builds
-a task from it, and the refusal it makes of one that fails.
+"""What the worker's main process checks of a message before Celery builds a task from it,
+and the refusal it makes of one that fails.
 
-In order, each check cheap and none recursing over the payload: the headers Celery needs, an
-expiry (a call is never dropped for one: a passed expiry is refused, a future one removed), the
-content type, the size, the nesting depth (on the bytes), the decoding, the argument shape
-(exactly one payload), and the delivery count (a message its worker died on too often). A
-refusal keeps the bytes that arrived; ``rewrite`` turns the message into a ``calls.dead_letter``
-task carrying them, which Celery then runs like any task.
+Of every message, in order, each check cheap and none recursing over the payload: the headers'
+depth, the content type, the size, the body's nesting depth (on the bytes), the decoding. Of a
+``calls.finalize`` message also: its task id, an expiry (a call is never dropped for one: a
+passed expiry is refused, a future one removed), the argument shape (exactly one payload), and
+the delivery count (a message its worker died on too often). A refusal keeps the bytes that
+arrived; ``rewrite`` turns the message into a ``calls.dead_letter`` task carrying them, which
+Celery then runs like any task.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from worker.settings import Settings
 #: The tasks whose messages carry a call: the gate looks at each before Celery does.
 GUARDED_TASKS = frozenset({TASK_NAME})
 _ACCEPTED_CONTENT = "application/json"
+#: Celery's headers are flat but for a few small mappings (``stamps``, ``timelimit``).
+HEADERS_DEPTH_LIMIT = 8
 _EMBED = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
 
 
@@ -100,21 +103,37 @@ class Gate:
         self.max_body_bytes = settings.max_payload_bytes + ENVELOPE_SLACK_BYTES
 
     def inspect(self, message: Any) -> Refusal | None:
-        """The refusal of ``message``, or None to let Celery run it."""
+        """The refusal of ``message``, or None to let Celery run it. Every task's message is
+        checked for what would stop the worker (depth, size, decoding); a call's also for its
+        shape, expiry and deliveries."""
         headers = message.headers
-        if not isinstance(headers, dict) or headers.get("task") not in GUARDED_TASKS:
-            return None
+        if not isinstance(headers, dict) or "task" not in headers:
+            return None  # Celery's unknown-message path: the consumer dead-letters it
         try:
-            self._check(message, headers)
+            self._check_body(message, headers)
+            if headers["task"] in GUARDED_TASKS:
+                self._check_call(message, headers)
         except Exception as error:  # whatever the message does, the worker goes on
             return refusal_of(message, error)
         return None
 
-    def _check(self, message: Any, headers: dict[str, Any]) -> None:
+    def _check_call(self, message: Any, headers: dict[str, Any]) -> None:
         task_id = headers.get("id")
         if not isinstance(task_id, str) or not task_id:
             raise MessageUndecodable("the message has no task id")
         self._expiry(headers)
+        decoded = message.decode()
+        if not isinstance(decoded, list | tuple) or len(decoded) != 3:
+            raise PayloadInvalid(
+                "calls.finalize takes exactly one argument, the payload; the body is not a"
+                " Celery message of arguments"
+            )
+        single_payload(decoded[0], decoded[1])
+        self._deliveries(task_id, headers)
+
+    def _check_body(self, message: Any, headers: dict[str, Any]) -> None:
+        if json_deeper_than(json.dumps(headers, default=str).encode(), HEADERS_DEPTH_LIMIT):
+            raise MessageUndecodable(f"the headers nest more than {HEADERS_DEPTH_LIMIT} levels")
         if message.content_type != _ACCEPTED_CONTENT:
             raise MessageUndecodable(
                 f"content type {message.content_type!r} is not accepted; only JSON is"
@@ -131,16 +150,9 @@ class Gate:
                 f" JSON-valued field of a payload may nest at most {MAX_JSON_DEPTH}"
             )
         try:
-            decoded = message.decode()  # kept on the message: Celery does not decode again
+            message.decode()  # kept on the message: Celery does not decode it again
         except Exception as error:
             raise MessageUndecodable(f"the body does not decode: {error}") from error
-        if not isinstance(decoded, list | tuple) or len(decoded) != 3:
-            raise PayloadInvalid(
-                "calls.finalize takes exactly one argument, the payload; the body is not a"
-                " Celery message of arguments"
-            )
-        single_payload(decoded[0], decoded[1])
-        self._deliveries(task_id, headers)
 
     def _expiry(self, headers: dict[str, Any]) -> None:
         """A passed expiry is refused (the call kept); a future one is removed, so a call

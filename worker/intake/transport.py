@@ -11,7 +11,11 @@ out the visibility timeout. Here:
 * acknowledging (``ZREM`` + ``HDEL``) falls back to the same commands outside ``MULTI``,
   which Redis accepts at its limit (they free memory);
 * putting a message back (a pool process died under it) is tried again until Redis takes it;
-* the periodic sweep for messages of lost workers skips a round instead of failing.
+* the periodic sweep for messages of lost workers skips a round instead of failing;
+* an entry of a queue that is not a JSON envelope kombu can read (nested past the decoder's
+  recursion limit, cut short) is delivered as a message without a task, its bytes as body, so
+  the consumer dead-letters it (``worker.intake.consumer``) instead of the worker stopping with
+  the entry already taken off the queue.
 
 ``install`` makes this the transport of ``redis://``, ``rediss://`` and ``redis+socket://``
 URLs in this process (the workers'); the runtime's client keeps kombu's own.
@@ -19,13 +23,16 @@ URLs in this process (the workers'); the runtime's client keeps kombu's own.
 
 from __future__ import annotations
 
+import base64
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
 import kombu.transport
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
+from kombu.utils import json as kombu_json
 from redis.exceptions import ExecAbortError, OutOfMemoryError
 
 from worker.log import get_logger
@@ -115,8 +122,35 @@ class Transport(kombu_redis.Transport):
     Channel = Channel
 
 
+#: The content type of an entry delivered in place of one kombu could not read.
+UNREADABLE_CONTENT = "application/x-callstore-unreadable"
+
+
+def loads_or_unreadable(text: str | bytes) -> Any:
+    """kombu's JSON decoding of a queue entry; an entry it cannot decode becomes an envelope
+    without a task carrying the entry's bytes."""
+    try:
+        return kombu_json.loads(text)  # type: ignore[no-untyped-call]
+    except (ValueError, TypeError, RecursionError):
+        raw = text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+        return {
+            "body": base64.b64encode(raw).decode("ascii"),
+            "content-encoding": "binary",
+            "content-type": UNREADABLE_CONTENT,
+            "headers": {},
+            "properties": {
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+                "delivery_info": {"exchange": "", "routing_key": ""},
+                "priority": 0,
+            },
+        }
+
+
 def install() -> None:
-    """Make ``Transport`` the one kombu resolves for Redis URLs, in this process."""
+    """Make ``Transport`` the one kombu resolves for Redis URLs, in this process, and let it
+    read every queue entry (kombu's Redis channel decodes entries with its module's ``loads``)."""
     for alias in ("redis", "rediss"):
         kombu.transport.TRANSPORT_ALIASES[alias] = f"{__name__}:Transport"
         kombu.transport._transport_cache.pop(alias, None)
+    kombu_redis.loads = loads_or_unreadable  # type: ignore[attr-defined,assignment]
