@@ -13,7 +13,6 @@ import hashlib
 import json
 import subprocess
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -22,12 +21,17 @@ import pytest
 import redis
 from psycopg import sql
 
-from models.payload import ANNOUNCE_TASK_NAME, QUEUE, TASK_NAME
+from models.payload import ANNOUNCE_TASK_NAME, QUEUE
 from tests import factories
 from tests.conftest import Database
-from tests.helpers import WorkerProcess, publish_raw, start_worker, task_body, wait_until
+from tests.helpers import (
+    WorkerProcess,
+    publish_calls,
+    publish_raw,
+    task_body,
+    wait_until,
+)
 from worker.calls import dead_letters
-from worker.client.publisher import Publisher
 from worker.dev import stack
 from worker.dev.raw_messages import nested
 from worker.errors import PayloadInvalid
@@ -35,12 +39,8 @@ from worker.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def worker(
-    module_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    process = start_worker(module_settings, tmp_path_factory.mktemp("hostile-logs"))
-    yield process
-    process.stop()
+def worker(module_worker: WorkerProcess) -> WorkerProcess:
+    return module_worker
 
 
 def _with_event_data(seed: int, data: Any) -> dict[str, Any]:
@@ -49,15 +49,6 @@ def _with_event_data(seed: int, data: Any) -> dict[str, Any]:
         {"sequence": 1, "timestamp": body["started_at"], "event_type": "tool", "event_data": data}
     ]
     return body
-
-
-def _publish(settings: Settings, bodies: list[dict[str, Any]]) -> None:
-    publisher = Publisher(settings)
-    try:
-        for body in bodies:
-            publisher.send(TASK_NAME, args=[body], queue=QUEUE)
-    finally:
-        publisher.close()
 
 
 def _stored(database: Database, bodies: list[dict[str, Any]]) -> bool:
@@ -111,7 +102,7 @@ def test_a_payload_nested_600_levels_deep_cannot_stop_the_pipeline(
     deep = _with_event_data(9001, nested(600))
     publish_raw(module_settings, task_body([deep]))
     behind = [factories.small_payload(seed) for seed in range(9002, 9005)]
-    _publish(module_settings, behind)
+    publish_calls(module_settings, behind)
     wait_until(lambda: _stored(module_database, behind), timeout=60, what="the calls behind it")
     found = _await_letter(module_database, "the deep payload", call_id=deep["call_id"])
     assert "nested" in found.error_message
@@ -166,7 +157,7 @@ def test_what_no_decoder_or_pickler_survives_is_kept_whatever_the_task(
     entry = b'{"headers": ' + b"[" * 3000 + b"]" * 3000 + b"}"
     redis.Redis(unix_socket_path=str(stack_paths.redis_socket)).lpush(QUEUE, entry)
     behind = [factories.small_payload(9025)]
-    _publish(module_settings, behind)
+    publish_calls(module_settings, behind)
     for body in (announcement, entry):
         found = _await_letter(module_database, "each unreadable message", digest=_sha(body))
         assert found.payload == body
@@ -253,7 +244,7 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_instead_of_run_again(
     poison = factories.small_payload(9060)
     with psycopg.connect(module_database.url) as lock:
         lock.execute("LOCK TABLE calls IN SHARE MODE")
-        _publish(module_settings, [poison])
+        publish_calls(module_settings, [poison])
         for killed in range(1, 4):
             waiting = functools.partial(_waiting_inserts, module_database, at_least=killed)
             wait_until(waiting, timeout=30, what=f"delivery {killed} to reach the database")
@@ -265,6 +256,6 @@ def test_a_message_that_kills_its_worker_is_dead_lettered_instead_of_run_again(
         lock.rollback()
     assert found.error_class == "PoisonMessage" and "3 times" in found.error_message
     behind = [factories.small_payload(9061)]
-    _publish(module_settings, behind)
+    publish_calls(module_settings, behind)
     wait_until(lambda: _stored(module_database, behind), timeout=60, what="the call behind it")
     assert worker.alive()

@@ -4,7 +4,6 @@ acknowledged as done until it is stored, and nothing waits out the visibility ti
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -12,17 +11,15 @@ import pytest
 import redis
 from psycopg import sql
 
-from models.payload import QUEUE, TASK_NAME
 from tests import factories
 from tests.conftest import Database
-from tests.helpers import WorkerProcess, publish_raw, start_worker, task_body, wait_until
-from worker.client.publisher import Publisher
+from tests.helpers import WorkerProcess, publish_calls, publish_raw, task_body, wait_until
 from worker.dev import stack
 from worker.settings import Settings
 
 
 @pytest.fixture(scope="module")
-def outage_settings(module_settings: Settings) -> Settings:
+def module_worker_settings(module_settings: Settings) -> Settings:
     """Few, quick retries (so a lost call would be dead-lettered or dropped within the test),
     and a visibility timeout far longer than any wait below."""
     return module_settings.model_copy(
@@ -35,12 +32,20 @@ def outage_settings(module_settings: Settings) -> Settings:
 
 
 @pytest.fixture(scope="module")
-def worker(
-    outage_settings: Settings, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[WorkerProcess]:
-    process = start_worker(outage_settings, tmp_path_factory.mktemp("outage-logs"))
-    yield process
-    process.stop()
+def worker(module_worker: WorkerProcess) -> WorkerProcess:
+    return module_worker
+
+
+@pytest.fixture(scope="module")
+def outage_settings(module_worker_settings: Settings) -> Settings:
+    return module_worker_settings
+
+
+def _all_stored_none_dead(
+    database: Database, bodies: list[dict[str, Any]], *, timeout: float, what: str
+) -> None:
+    wait_until(lambda: _stored(database, bodies) == len(bodies), timeout=timeout, what=what)
+    assert _dead(database, bodies) == 0
 
 
 def _count(database: Database, sql: str, *params: Any) -> int:
@@ -94,12 +99,9 @@ def test_a_read_only_database_keeps_every_call_in_the_queue_until_it_is_writable
         assert _stored(module_database, bodies) == 0
     finally:
         _read_only(module_database, False)
-    wait_until(
-        lambda: _stored(module_database, bodies) == len(bodies),
-        timeout=60,
-        what="every call stored once the database is writable",
+    _all_stored_none_dead(
+        module_database, bodies, timeout=60, what="every call stored once it is writable"
     )
-    assert _dead(module_database, bodies) == 0
     assert worker.alive()
 
 
@@ -114,10 +116,7 @@ def test_redis_at_its_memory_limit_while_finalizes_retry_keeps_the_worker_and_th
     socket_dir = stack.postgres_socket_dir(stack_paths)
     stack.stop_postgres(stack_paths, mode="fast")
     try:
-        publisher = Publisher(outage_settings)
-        for body in bodies:
-            publisher.send(TASK_NAME, args=[body], queue=QUEUE)
-        publisher.close()
+        publish_calls(outage_settings, bodies)
         wait_until(
             lambda: worker.log().count("will be retried") >= 2,
             timeout=60,
@@ -136,10 +135,10 @@ def test_redis_at_its_memory_limit_while_finalizes_retry_keeps_the_worker_and_th
             client.config_set("maxmemory", "0")
     finally:
         stack.resume_postgres(stack_paths, socket_dir=socket_dir)
-    wait_until(
-        lambda: _stored(module_database, bodies) == len(bodies),
+    _all_stored_none_dead(
+        module_database,
+        bodies,
         timeout=90,
         what="every call stored well before the visibility timeout",
     )
-    assert _dead(module_database, bodies) == 0
     assert worker.alive()

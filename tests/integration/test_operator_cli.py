@@ -11,22 +11,11 @@ from typing import Any
 import psycopg
 import redis
 from sqlalchemy import Engine
-from typer.testing import CliRunner
 
 from tests import factories
-from tests.helpers import publish_raw, task_body
+from tests.helpers import invoke_cli, publish_raw, task_body
 from worker.calls.finalize import FinalizeOutcome, finalize_call
-from worker.cli import app
 from worker.settings import Settings
-
-runner = CliRunner()
-
-
-def _invoke(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def test_a_message_is_listed_and_moved_from_its_queue_to_the_dead_letters(
@@ -37,12 +26,12 @@ def test_a_message_is_listed_and_moved_from_its_queue_to_the_dead_letters(
     stuck_id = publish_raw(configured, stuck)
     behind_id = publish_raw(configured, task_body([factories.small_payload(42)]))
 
-    listed = _invoke("queue", "list", "calls")
+    listed = invoke_cli("queue", "list", "calls")
     assert listed.exit_code == 0, listed.output
     assert listed.output.index(stuck_id[:8]) < listed.output.index(behind_id[:8])  # next first
     assert call["call_id"][:8] in listed.output
 
-    moved = _invoke("queue", "move", "calls", stuck_id, "--reason", "stops every worker")
+    moved = invoke_cli("queue", "move", "calls", stuck_id, "--reason", "stops every worker")
     assert moved.exit_code == 0, moved.output
     assert redis_client.llen("calls") == 1
     row = conn.execute(
@@ -52,9 +41,9 @@ def test_a_message_is_listed_and_moved_from_its_queue_to_the_dead_letters(
     assert row[0] == "MessageMoved" and "stops every worker" in row[1]
     assert bytes(row[2]) == stuck and row[3] == call["call_id"]
 
-    missing = _invoke("queue", "move", "calls", stuck_id)
+    missing = invoke_cli("queue", "move", "calls", stuck_id)
     assert missing.exit_code == 1 and "no message" in missing.output
-    assert _invoke("queue", "list", "nowhere").exit_code == 2
+    assert invoke_cli("queue", "list", "nowhere").exit_code == 2
 
 
 def test_a_refused_dead_letter_is_exported_edited_and_replayed_with_the_edit_kept(
@@ -70,16 +59,16 @@ def test_a_refused_dead_letter_is_exported_edited_and_replayed_with_the_edit_kep
     assert result.outcome is FinalizeOutcome.DEAD_LETTERED
     letter = str(result.dead_letter_id)
 
-    shown = _invoke("dead-letter", "show", letter)
+    shown = invoke_cli("dead-letter", "show", letter)
     assert shown.exit_code == 0 and "\\ud83d" in shown.output, shown.output
-    refused = _invoke("dead-letter", "replay", letter)
+    refused = invoke_cli("dead-letter", "replay", letter)
     assert refused.exit_code == 1 and "messages[0].content" in refused.output
 
     exported = tmp_path / "call.json"
-    assert _invoke("dead-letter", "export", letter, "--output", str(exported)).exit_code == 0
+    assert invoke_cli("dead-letter", "export", letter, "--output", str(exported)).exit_code == 0
     edited = exported.read_text().replace("half an emoji \\ud83d", "a whole emoji \\ud83d\\ude42")
     exported.write_text(edited)
-    replayed = _invoke("dead-letter", "replay", letter, "--from", str(exported))
+    replayed = invoke_cli("dead-letter", "replay", letter, "--from", str(exported))
     assert replayed.exit_code == 0, replayed.output
     assert "1 replayed" in replayed.output
 
@@ -94,4 +83,4 @@ def test_a_refused_dead_letter_is_exported_edited_and_replayed_with_the_edit_kep
     (queued,) = redis_client.lrange("calls", 0, -1)
     args, _, _ = json.loads(base64.b64decode(json.loads(queued)["body"]))
     assert args[0]["messages"][0]["content"] == "a whole emoji \U0001f642"
-    assert "edited" in _invoke("dead-letter", "show", letter).output
+    assert "edited" in invoke_cli("dead-letter", "show", letter).output

@@ -46,6 +46,8 @@ class CallstoreConsumer(Consumer):  # type: ignore[misc]
                 rewrite(message, refusal)
             try:
                 return celery_handler(message)
+            except self.connection_errors:
+                raise  # the broker, not the message: Celery reconnects and restores it
             except Exception as error:  # Celery's own handling failed: keep the message
                 logger.exception("a message could not be handed to the pool")
                 if not message.acknowledged:

@@ -6,22 +6,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
+from tests.helpers import invoke_cli
 from worker.azure.client import AzureStorage
-from worker.cli import app
 from worker.dev import azurite
 from worker.dev import legacy_data as generate
 from worker.settings import Settings, get_settings
-
-runner = CliRunner()
-
-
-def _invoke(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 @pytest.fixture
@@ -40,34 +30,34 @@ def test_status_run_until_done_status_rejects(
     legacy: AzureStorage, conn: psycopg.Connection[Any]
 ) -> None:
     written = generate.write_cases(legacy)
-    before = _invoke("migrate", "azure", "status")
+    before = invoke_cli("migrate", "azure", "status")
     assert before.exit_code == 0, before.output
     assert f"{written.total} record(s) left" in before.output
     assert "not caught up" in before.output
 
-    one = _invoke("migrate", "azure", "run", "--batch-size", "5")
+    one = invoke_cli("migrate", "azure", "run", "--batch-size", "5")
     assert one.exit_code == 0, one.output
     assert "1 batch(es): 5 read, 5 migrated, 0 rejected; more to do" in one.output
 
-    done = _invoke("migrate", "azure", "run", "--until-done")
+    done = invoke_cli("migrate", "azure", "run", "--until-done")
     assert done.exit_code == 0, done.output
     assert "caught up" in done.output
     assert "migrated 44, rejected 10" in done.output
 
-    after = _invoke("migrate", "azure", "status")
+    after = invoke_cli("migrate", "azure", "status")
     assert "0 record(s) left; 10 rejected" in after.output
     assert "; caught up" in after.output
     for source in ("behavioral-configs", "prompts", "CustomerData", "CallTranscripts"):
         assert source in after.output
 
-    rejects = _invoke("migrate", "azure", "rejects", "--source", "CustomerData")
+    rejects = invoke_cli("migrate", "azure", "rejects", "--source", "CustomerData")
     assert "'call me maybe' is not a phone number" in rejects.output
-    shown = _invoke("migrate", "azure", "rejects", "--key", generate.BROKEN_CONFIG)
+    shown = invoke_cli("migrate", "azure", "rejects", "--key", generate.BROKEN_CONFIG)
     assert '{"urgency_level": 4, "tac' in shown.output
 
 
 @pytest.mark.usefixtures("configured")
 def test_without_a_connection_string_it_says_which_setting() -> None:
-    result = _invoke("migrate", "azure", "status")
+    result = invoke_cli("migrate", "azure", "status")
     assert result.exit_code == 2
     assert "CALLSTORE_AZURE_CONNECTION_STRING is not set" in result.output
