@@ -3,10 +3,13 @@
 ``python -m bench.soak --calls 10000 [--workers 2] [--json FILE]``
 
 Faults, all at once on one system: a worker SIGKILLed every few seconds (and started again),
-PostgreSQL restarted, Redis restarted (calls finalized meanwhile go to the spool), a share of
-payloads delivered twice, 1% malformed payloads, and a maintenance run in the middle. At the end
-every call is checked one by one: a valid call must be in ``calls`` exactly once with exactly
-its child rows, a malformed one in ``failed_payloads``, and nothing else may be there.
+PostgreSQL restarted, PostgreSQL read-only for a while (a standby after a failover), Redis
+restarted (calls finalized meanwhile go to the spool), a share of payloads delivered twice, a
+burst of calls whose first delivery is sent twice at the same moment, 1% malformed payloads, a
+poison message (a payload nested 600 levels deep, sent by a producer of its own) in the middle
+of the flow, and a maintenance run. At the end every call is checked one by one: a valid call
+must be in ``calls`` exactly once with exactly its child rows, a malformed one and the poison
+message in ``failed_payloads``, and nothing else may be there.
 
 A short mode (``run(SoakConfig.short())``) runs in the test suite.
 """
@@ -28,12 +31,14 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from bench.common import BenchStack, bench_stack, percentile
 from models.payload import QUEUE, TASK_NAME
 from worker.client.publisher import Publisher
 from worker.client.spool import Spool
 from worker.dev import processes, stack
+from worker.dev.raw_messages import nested, publish_raw, task_body
 from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
 
@@ -50,7 +55,14 @@ class SoakConfig:
     duplicate_ratio: float = 0.05
     kill_every_seconds: float = 6.0
     postgres_restart_at: float = 0.3
+    read_only_at: float = 0.4
+    read_only_seconds: float = 5.0
     maintenance_at: float = 0.5
+    poison_at: float = 0.55
+    #: From this share of the run on, ``concurrent_duplicates`` calls have their first
+    #: delivery sent twice at the same moment.
+    concurrent_duplicates_at: float = 0.6
+    concurrent_duplicates: int = 20
     redis_restart_at: float = 0.7
     visibility_timeout: int = 8
     settle_timeout: float = 600.0
@@ -67,6 +79,8 @@ class SoakConfig:
             malformed_ratio=0.05,
             duplicate_ratio=0.1,
             kill_every_seconds=1e9,  # one scheduled kill instead (see kill_once_at)
+            read_only_seconds=2.0,
+            concurrent_duplicates=6,
             settle_timeout=180.0,
             shape=CallShape(4, 12),
         )
@@ -86,6 +100,10 @@ class SoakResult:
     valid: int
     malformed: int
     duplicates_sent: int
+    concurrent_duplicates_sent: int = 0
+    poison_dead_lettered: bool = False
+    #: Deliveries of one revision with other content: none expected (duplicates are identical).
+    revision_conflicts: int = 0
     persisted: int = 0
     lost: int = 0
     duplicated: int = 0
@@ -155,15 +173,42 @@ class Supervisor:
             worker.stop()
 
 
+def _poison() -> dict[str, Any]:
+    """The poison message's payload: valid but for an event nested 600 levels deep."""
+    recorder = simulate_call(
+        random.Random(600),
+        start=datetime.now(UTC) - timedelta(minutes=5),
+        shape=CallShape(4, 6),
+        announce=False,
+    )
+    recorder.update_status("ended")
+    body: dict[str, Any] = recorder.build_payload()
+    body["events"].append(
+        {
+            "sequence": len(body["events"]) + 1,
+            "timestamp": body["started_at"],
+            "event_type": "tool_response",
+            "event_data": nested(600),
+        }
+    )
+    return body
+
+
 async def _drive(
     config: SoakConfig,
     settings: Settings,
     bench: BenchStack,
     supervisor: Supervisor,
     result: SoakResult,
+    poison: dict[str, Any],
 ) -> tuple[dict[uuid.UUID, dict[str, Any]], dict[uuid.UUID, float], list[dict[str, Any]]]:
     rng = random.Random(config.seed)
-    start = datetime.now(UTC) - timedelta(hours=1)
+    # Every simulated call ends in the past of the workers' clock, however long the run.
+    start = datetime.now(UTC) - timedelta(hours=1, seconds=config.calls)
+    burst = range(
+        int(config.concurrent_duplicates_at * config.calls),
+        int(config.concurrent_duplicates_at * config.calls) + config.concurrent_duplicates,
+    )
     valid: dict[uuid.UUID, dict[str, Any]] = {}
     handed: dict[uuid.UUID, float] = {}
     malformed: list[dict[str, Any]] = []
@@ -192,6 +237,12 @@ async def _drive(
                 bad = _malform(body, rng)
                 malformed.append(bad)
                 await asyncio.to_thread(_send_or_spool, publisher, settings, bad)
+            elif index in burst:
+                # Two first deliveries at the same moment: two workers race for the insert.
+                valid[recorder.call_id] = body
+                handed[recorder.call_id] = time.time()
+                result.concurrent_duplicates_sent += 1
+                await asyncio.to_thread(_send_twice, publisher, settings, body)
             else:
                 valid[recorder.call_id] = body
                 handed[recorder.call_id] = time.time()
@@ -208,7 +259,9 @@ async def _drive(
         schedule = sorted(
             [
                 (config.postgres_restart_at, "postgres restart"),
+                (config.read_only_at, "postgres read-only"),
                 (config.maintenance_at, "maintenance run"),
+                (config.poison_at, "poison message"),
                 (config.redis_restart_at, "redis restart"),
             ]
         )
@@ -219,7 +272,7 @@ async def _drive(
             while progress["done"] < at * config.calls and not stop.is_set():
                 await asyncio.sleep(0.05)
             record = FaultRecord(name, time.time())
-            await asyncio.to_thread(_inject, name, bench, supervisor, settings, rng)
+            await asyncio.to_thread(_inject, name, bench, supervisor, settings, rng, config, poison)
             record.ended = time.time()
             result.faults.append(record)
 
@@ -251,11 +304,46 @@ def _send_or_spool(publisher: Publisher, settings: Settings, body: dict[str, Any
         )
 
 
+def _send_twice(publisher: Publisher, settings: Settings, body: dict[str, Any]) -> None:
+    for _ in range(2):
+        _send_or_spool(publisher, settings, body)
+
+
+def _read_only(bench: BenchStack, on: bool) -> None:
+    """What a standby looks like after a failover: every new transaction is read-only; the
+    sessions open now are ended, so the workers' next ones see it."""
+    with psycopg.connect(bench.admin_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = {}").format(
+                sql.Identifier(SOAK_DATABASE), sql.SQL("on" if on else "off")
+            )
+        )
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (SOAK_DATABASE,),
+        )
+
+
 def _inject(
-    name: str, bench: BenchStack, supervisor: Supervisor, settings: Settings, rng: random.Random
+    name: str,
+    bench: BenchStack,
+    supervisor: Supervisor,
+    settings: Settings,
+    rng: random.Random,
+    config: SoakConfig,
+    poison: dict[str, Any],
 ) -> None:
     if name == "postgres restart":
         stack.restart_postgres(bench.paths)
+    elif name == "postgres read-only":
+        _read_only(bench, True)
+        try:
+            time.sleep(config.read_only_seconds)  # the outage itself
+        finally:
+            _read_only(bench, False)
+    elif name == "poison message":
+        publish_raw(settings, task_body([poison]))
     elif name == "redis restart":
         stack.stop_redis(bench.paths)
         time.sleep(1.0)  # a real outage: recorders spool while Redis is gone
@@ -269,6 +357,9 @@ def _inject(
                 publisher.send(task, args=[], queue="maintenance")
         finally:
             publisher.close()
+
+
+SOAK_DATABASE = "soak"
 
 
 def _check(
@@ -294,7 +385,7 @@ def _check(
 def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
     started = time.time()
     with bench_stack() as bench:
-        url = bench.database("soak")
+        url = bench.database(SOAK_DATABASE)
         settings = bench.settings(
             url,
             broker_visibility_timeout=config.visibility_timeout,
@@ -304,13 +395,14 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
             outbox_redeliver_seconds=2.0 * config.visibility_timeout,
         )
         log_dir = bench.paths.data_dir / "logs"
+        poison = _poison()
         supervisor = Supervisor(settings, config.workers, log_dir)
         malformed_count = 0
         result = SoakResult(calls=config.calls, valid=0, malformed=0, duplicates_sent=0)
         try:
             log(f"soak: {config.calls} calls, {config.workers} workers")
             valid, handed, malformed = asyncio.run(
-                _drive(config, settings, bench, supervisor, result)
+                _drive(config, settings, bench, supervisor, result, poison)
             )
             malformed_count = len(malformed)
             log("soak: all calls handed off; flushing the spool and settling")
@@ -322,8 +414,13 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
             deadline = time.monotonic() + config.settle_timeout
             while True:
                 found, dead_ids = _check(url, valid, malformed)
-                settled = len(found) == len(valid) and all(
-                    str(b.get("call_id", "")) in dead_ids or "call_id" not in b for b in malformed
+                settled = (
+                    len(found) == len(valid)
+                    and poison["call_id"] in dead_ids
+                    and all(
+                        str(b.get("call_id", "")) in dead_ids or "call_id" not in b
+                        for b in malformed
+                    )
                 )
                 if settled or time.monotonic() > deadline:
                     break
@@ -332,6 +429,8 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
         finally:
             supervisor.stop()
         with psycopg.connect(url, autocommit=True) as conn:
+            conflicts = conn.execute("SELECT count(*) FROM call_conflicts").fetchone()
+            result.revision_conflicts = int(conflicts[0]) if conflicts else 0
             persisted_at: dict[uuid.UUID, float] = {
                 row[0]: float(row[1])
                 for row in conn.execute(
@@ -352,7 +451,8 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
                 result.lost += 1
         elif counts != (len(body["messages"]), len(body["metrics"]), min(1, len(body["messages"]))):
             result.duplicated += 1
-    result.dead_lettered = len(dead_ids)
+    result.poison_dead_lettered = poison["call_id"] in dead_ids
+    result.dead_lettered = len(dead_ids - {poison["call_id"]})
     latencies = [(float(persisted_at[c]) - handed[c]) * 1000 for c in handed if c in persisted_at]
     if latencies:
         result.e2e_p50_ms = percentile(latencies, 50)
@@ -385,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(figures, indent=2, default=str))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    return 0 if result.lost == 0 and result.duplicated == 0 else 1
+    return 0 if result.lost == 0 and result.duplicated == 0 and result.poison_dead_lettered else 1
 
 
 if __name__ == "__main__":

@@ -91,6 +91,8 @@ class Call(Timestamped, table=True):
 
     ``revision`` makes persisting idempotent: a payload is applied only when its revision is
     greater than the stored one, so a duplicate delivery or a late older revision changes nothing.
+    The same revision with another ``content_digest`` is a conflict, settled by a rule
+    (``worker.calls.persist``) and recorded in ``call_conflicts``.
     """
 
     __tablename__ = "calls"
@@ -173,6 +175,9 @@ class Call(Timestamped, table=True):
     revision: int = Field(default=1, sa_type=BigInteger)
     finalized_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     persisted_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    #: SHA-256 of the stored payload's JSON: tells a redelivery (same digest) from another
+    #: content under the same revision (``call_conflicts``). NULL for migrated calls.
+    content_digest: str | None = Field(default=None, max_length=64)
 
     # Legacy (Azure) context; NULL for runtime calls.
     call_type: str = Field(

@@ -67,6 +67,44 @@ class DeadLetter(Timestamped, table=True):
     )
     replayed_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     replay_task_id: str | None = Field(default=None, max_length=255)
+    #: What an operator replayed instead of ``payload`` (``dead-letter replay ID --from FILE``),
+    #: and when: the edit is kept next to what arrived.
+    edited_payload: bytes | None = Field(default=None, sa_type=LargeBinary)
+    edited_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class CallConflict(SQLModel, table=True):
+    """A delivery of a stored (call id, revision) with other content, and which one was kept.
+
+    Two deliveries must never silently differ: the rule (the later ``finalized_at``, then the
+    greater digest) keeps one, the losing incoming payload is dead-lettered, and this row is
+    what ``callstore check`` and the metrics endpoint report.
+    """
+
+    __tablename__ = "call_conflicts"
+    __table_args__ = (
+        CheckConstraint(in_check("kept", ("incoming", "stored")), name="kept"),
+        Index("ix_call_conflicts_call_id", "call_id"),
+        Index("ix_call_conflicts_seen_at", "seen_at"),
+    )
+
+    id: uuid.UUID | None = Field(
+        default=None,
+        sa_type=PG_UUID(as_uuid=True),
+        primary_key=True,
+        sa_column_kwargs={"server_default": text("uuidv7()")},
+    )
+    call_id: uuid.UUID = Field(sa_type=PG_UUID(as_uuid=True))
+    revision: int = Field(sa_type=BigInteger)
+    kept: str = Field(max_length=16)
+    stored_digest: str = Field(max_length=64)
+    incoming_digest: str = Field(max_length=64)
+    stored_finalized_at: datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    incoming_finalized_at: datetime = Field(sa_type=DateTime(timezone=True))
+    task_id: str | None = Field(default=None, max_length=255)
+    seen_at: datetime = Field(
+        sa_type=DateTime(timezone=True), sa_column_kwargs={"server_default": text("now()")}
+    )
 
 
 class JobRun(SQLModel, table=True):

@@ -20,6 +20,7 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     JsonValue,
@@ -58,21 +59,59 @@ MAX_TIME_METRIC_SECONDS = 86_400.0
 EMBEDDING_DIMENSIONS = 1536
 MAX_COUNT_METRIC = 1_000_000_000.0
 
+#: How deep a JSON-valued field (a tool's request or response, an event's data, an analysis)
+#: may nest. Every decoder, encoder and pickler on the way recurses over a payload; this bound
+#: keeps all of them far from a recursion limit. The call site checks it too.
+MAX_JSON_DEPTH = 64
+
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
 
 
-def _quantizer(places: int) -> Any:
+def _quantizer(places: int, *, below: Decimal | None = None) -> Any:
+    """Round as PostgreSQL does (half away from zero) to ``places`` decimals; with ``below``,
+    refuse a value that reaches it once rounded (99999999.996 becomes 100000000.00, which a
+    ``numeric(10,2)`` column cannot hold)."""
     step = Decimal(1).scaleb(-places)
 
     def quantize(value: Decimal) -> Decimal:
         if not value.is_finite():
             raise ValueError("must be a finite number")
-        return value.quantize(step, rounding=ROUND_HALF_UP)
+        rounded = value.quantize(step, rounding=ROUND_HALF_UP)
+        if below is not None and rounded >= below:
+            raise ValueError(f"{value} rounds to {rounded}, which its column cannot hold")
+        return rounded
 
     return AfterValidator(quantize)
 
 
+def _bounded_depth(value: Any) -> Any:
+    """Refuse JSON nested more than ``MAX_JSON_DEPTH`` levels, walking it without recursion
+    (before pydantic, or anything else, recurses over it)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+        pending.extend((child, depth + 1) for child in children)
+    return value
+
+
+def _blank_is_absent(value: Any) -> Any:
+    """An empty identifier is no identifier (stored as NULL, so unique indexes ignore it)."""
+    return None if isinstance(value, str) and not value.strip() else value
+
+
+#: A JSON value of any shape, at most ``MAX_JSON_DEPTH`` levels deep.
+BoundedJson = Annotated[JsonValue, BeforeValidator(_bounded_depth)]
+#: A JSON object, at most ``MAX_JSON_DEPTH`` levels deep.
+BoundedJsonObject = Annotated[dict[str, JsonValue], BeforeValidator(_bounded_depth)]
 Int32 = Annotated[int, Field(ge=0, le=_INT32_MAX)]
 #: A 1-based position (``sequence``, ``chunk_rank``): what an ``int4`` column holds.
 Position = Annotated[int, Field(ge=1, le=_INT32_MAX)]
@@ -84,7 +123,12 @@ Str100 = Annotated[str, Field(max_length=100)]
 Str255 = Annotated[str, Field(max_length=255)]
 Str500 = Annotated[str, Field(max_length=500)]
 Str1000 = Annotated[str, Field(max_length=1000)]
-Milliseconds = Annotated[Decimal, Field(ge=0, lt=Decimal("100000000")), _quantizer(2)]
+#: A Twilio SID: an empty one is absent.
+Sid = Annotated[Str64 | None, BeforeValidator(_blank_is_absent)]
+_MILLISECONDS_LIMIT = Decimal("100000000")  # numeric(10,2)
+Milliseconds = Annotated[
+    Decimal, Field(ge=0, lt=_MILLISECONDS_LIMIT), _quantizer(2, below=_MILLISECONDS_LIMIT)
+]
 Score = Annotated[Decimal, Field(ge=0, le=1), _quantizer(4)]
 SignedScore = Annotated[Decimal, Field(ge=-1, le=1), _quantizer(4)]
 #: A metric value as the runtime sent it. It is stored as ``numeric(15,4)``: the worker rounds
@@ -154,7 +198,7 @@ class RagRetrievalEntry(_Entry):
     search_mode: SearchMode | None = None
     top_k: Int32 | None = None
     processing_time_ms: Milliseconds | None = None
-    query_params: dict[str, JsonValue] = Field(default_factory=dict)
+    query_params: BoundedJsonObject = Field(default_factory=dict)
     node_id: Str255 | None = None
     turn_number: Int32 | None = None
     chunks: list[RagChunk] = Field(default_factory=list)
@@ -164,7 +208,7 @@ class VariableExtractionEntry(_Entry):
     sequence: Position
     timestamp: AwareDatetime
     variables_requested: list[str] = Field(default_factory=list)
-    variables_extracted: dict[str, JsonValue] = Field(default_factory=dict)
+    variables_extracted: BoundedJsonObject = Field(default_factory=dict)
     success: bool
     processing_time_ms: Milliseconds | None = None
     node_id: Str255 | None = None
@@ -181,8 +225,8 @@ class ToolExecutionEntry(_Entry):
     sequence: Position
     timestamp: AwareDatetime
     tool_name: Str255
-    request: JsonValue = None
-    response: JsonValue = None
+    request: BoundedJson = None
+    response: BoundedJson = None
     success: bool | None = None
     duration_ms: Int32 | None = None
     node_id: Str255 | None = None
@@ -193,7 +237,7 @@ class EventEntry(_Entry):
     sequence: Position
     timestamp: AwareDatetime
     event_type: Str100
-    event_data: JsonValue = None
+    event_data: BoundedJson = None
 
 
 class Analysis(_Entry):
@@ -204,8 +248,11 @@ class Analysis(_Entry):
     topics: list[str] = Field(default_factory=list)
     keywords_detected: list[str] = Field(default_factory=list)
     model: Str100 | None = None
-    analysis_data: dict[str, JsonValue] = Field(default_factory=dict)
+    analysis_data: BoundedJsonObject = Field(default_factory=dict)
 
+
+#: The payload's lists whose entries carry a ``sequence`` that must be unique within the call.
+SEQUENCED_FIELDS: tuple[str, ...] = ("messages", "transitions", "tool_executions", "events")
 
 #: The payload's lists whose entries carry a ``timestamp``.
 TIMELINE_FIELDS: tuple[str, ...] = (
@@ -238,8 +285,8 @@ class CallPayload(BaseModel):
     agent_name: Str255 | None = None
     from_number: Str50 | None = None
     to_number: Str50 | None = None
-    twilio_call_sid: Str64 | None = None
-    twilio_stream_sid: Str64 | None = None
+    twilio_call_sid: Sid = None
+    twilio_stream_sid: Sid = None
     recording_enabled: bool = False
     recording_sid: Str64 | None = None
     recording_url: str | None = None
@@ -282,10 +329,23 @@ class CallPayload(BaseModel):
 
     @model_validator(mode="after")
     def _times_are_plausible(self) -> CallPayload:
-        earliest = self.started_at - MAX_CLOCK_SKEW
-        latest = self.started_at + MAX_CALL_SPAN
-        if self.ended_at is not None and self.ended_at < earliest:
-            raise ValueError("ended_at is before started_at")
+        try:
+            earliest = self.started_at - MAX_CLOCK_SKEW
+            latest = self.started_at + MAX_CALL_SPAN
+        except OverflowError:  # year 1 or 9999: no window around it exists
+            raise ValueError(
+                f"started_at {self.started_at.isoformat()} is too close to the end of the "
+                "calendar for a call"
+            ) from None
+        if self.ended_at is not None:
+            if self.ended_at < earliest:
+                raise ValueError("ended_at is before started_at")
+            seconds = (self.ended_at - self.started_at).total_seconds()
+            if seconds > _INT32_MAX:
+                raise ValueError(
+                    f"ended_at: the call would last {seconds:.0f} s, more than its "
+                    "duration_seconds column holds"
+                )
         for name in TIMELINE_FIELDS:
             for index, entry in enumerate(getattr(self, name)):
                 stamp = entry.timestamp
@@ -293,6 +353,19 @@ class CallPayload(BaseModel):
                     raise ValueError(
                         f"{name}[{index}].timestamp {stamp.isoformat()} is outside the call's "
                         f"plausible window [{earliest.isoformat()}, {latest.isoformat()}]"
+                    )
+        return self
+
+    @model_validator(mode="after")
+    def _sequences_are_unique(self) -> CallPayload:
+        for name in SEQUENCED_FIELDS:
+            seen: dict[int, int] = {}
+            for index, entry in enumerate(getattr(self, name)):
+                first = seen.setdefault(entry.sequence, index)
+                if first != index:
+                    raise ValueError(
+                        f"{name}[{index}].sequence {entry.sequence} repeats "
+                        f"{name}[{first}].sequence"
                     )
         return self
 

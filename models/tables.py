@@ -20,7 +20,7 @@ from models.calls import (
 )
 from models.consistency import CallAnnouncement, ConsistencyDiscrepancy, ConsistencyReport
 from models.migration import MigrationCheckpoint, MigrationReject
-from models.operations import ArchivedPartition, DeadLetter, JobRun
+from models.operations import ArchivedPartition, CallConflict, DeadLetter, JobRun
 from models.payload import EMBEDDING_DIMENSIONS
 from models.timeline import CallMessage, CallMetric, CallRagRetrieval, CallTransition
 
@@ -38,6 +38,7 @@ __all__ = [
     "Call",
     "CallAnalysis",
     "CallAnnouncement",
+    "CallConflict",
     "CallEvent",
     "CallExtractedVariables",
     "CallMessage",

@@ -110,12 +110,29 @@ def database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
 
 @pytest.fixture(scope="module")
 def module_database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
-    """A database from the migrated template shared by a module's tests (a module-scoped
-    system of processes: worker, Flower), dropped after them."""
+    """A database from the migrated template shared by one module's tests (a module-scoped
+    system of processes: worker, Flower), dropped after them; each test tells its calls apart by
+    their ids."""
     name = f"module_{uuid.uuid4().hex[:12]}"
     url = stack.create_database(pg_admin_url, name, template=template_database)
     yield Database(name=name, url=url, admin_url=pg_admin_url)
     stack.drop_database(pg_admin_url, name)
+
+
+@pytest.fixture(scope="module")
+def module_settings(
+    module_database: Database,
+    redis_url: str,
+    stack_paths: stack.StackPaths,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Settings:
+    """Settings on ``module_database`` and the session's Redis, emptied once for the module."""
+    redis.Redis(unix_socket_path=str(stack_paths.redis_socket)).flushall()
+    return make_settings(
+        database_url=module_database.url,
+        broker_url=redis_url,
+        spool_dir=tmp_path_factory.mktemp("module-spool"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -17,18 +17,23 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 from sqlalchemy import Engine
+from typer.testing import CliRunner, Result
 
 from models.base import PARTITIONED_TABLES
-from models.payload import CallPayload
+from models.payload import QUEUE, TASK_NAME, CallPayload
 from tests import factories
 from worker.calls.child_tables import CALL_TABLES
 from worker.calls.finalize import partition_months
 from worker.calls.persist import build_rows, write_call
+from worker.cli import app as cli_app
+from worker.client.publisher import Publisher
 from worker.db import raw_connection, session_scope
 from worker.dev import processes
 from worker.dev.processes import CELERY as CELERY
 from worker.dev.processes import PROJECT_ROOT as PROJECT_ROOT
 from worker.dev.processes import settings_env as settings_env
+from worker.dev.raw_messages import publish_raw as publish_raw
+from worker.dev.raw_messages import task_body as task_body
 from worker.maintenance.partitions import (
     Partition,
     detach_concurrently,
@@ -191,6 +196,27 @@ def store_call(
         ensure_partitions(conn, months=partition_months(payload))
         result = write_call(conn, rows)
     return payload.call_id, dict(result.rows)
+
+
+def publish_calls(settings: Settings, bodies: Iterable[Mapping[str, Any]]) -> None:
+    """Publish each payload as ``calls.finalize``, as a producer other than the recorder does."""
+    publisher = Publisher(settings)
+    try:
+        for body in bodies:
+            publisher.send(TASK_NAME, args=[dict(body)], queue=QUEUE)
+    finally:
+        publisher.close()
+
+
+def invoke_cli(*args: str) -> Result:
+    """``callstore ARGS`` in this process; an exception other than an exit is raised."""
+    result = _runner.invoke(cli_app, list(args))
+    if result.exception and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result
+
+
+_runner = CliRunner()
 
 
 def free_port() -> int:

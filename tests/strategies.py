@@ -140,7 +140,7 @@ def message_entries(draw: st.DrawFn, *, start: Any = factories.DEFAULT_START) ->
     offset = timezone(timedelta(minutes=draw(st.integers(-14 * 60, 14 * 60))))
     stamp = (start + timedelta(seconds=seconds, microseconds=micros)).astimezone(offset)
     return {
-        "sequence": draw(st.integers(1, 40)),  # repeats on purpose: ties keep their order
+        "sequence": draw(st.integers(1, 40)),  # a call's list must keep them unique
         "timestamp": stamp.isoformat(),
         "role": draw(st.sampled_from([r.value for r in MessageRole])),
         "content": draw(message_content),

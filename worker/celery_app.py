@@ -16,7 +16,11 @@ effect. The settings below are the ones that guarantee it:
   also how long the messages of a worker killed outright (SIGKILL of the main process, a lost
   host) wait before another worker takes them; a killed *pool process* is handled at once by
   ``task_reject_on_worker_lost``. Redelivery is harmless either way: persisting is idempotent;
-* JSON is the only accepted content type: a pickled message is refused, never executed.
+* JSON is the only accepted content type: a pickled message is refused, never executed;
+* ``worker_consumer``: the main process looks at every ``calls.finalize`` message before Celery
+  decodes or pickles it, and dead-letters, with the bytes that arrived, what it refuses and
+  what Celery would drop (``worker.intake``); its Redis transport keeps messages when Redis
+  refuses writes, and decompression stops at ``CALLSTORE_MAX_PAYLOAD_BYTES``.
 
 No database engine exists at import time; each pool process makes its own on first use and
 disposes it on fork and shutdown.
@@ -45,6 +49,7 @@ from worker.calls.dead_letters import call_id_of
 from worker.client.publisher import arguments_repr, keywords_repr
 from worker.client.queues import QUEUES
 from worker.db import dispose_engine
+from worker.intake import compression, transport
 from worker.log import configure_logging
 from worker.monitoring.canary import CANARY_TASK, SENT_AT_HEADER
 from worker.monitoring.flower import FlowerConfigError, configure_flower
@@ -86,6 +91,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "event_serializer": "json",
         "accept_content": ["json"],
         "result_accept_content": ["json"],
+        # The consumer that refuses and dead-letters what Celery's would drop or die on.
+        "worker_consumer": "worker.intake.consumer:CallstoreConsumer",
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
@@ -126,6 +133,10 @@ def _invoked_subcommand() -> str | None:
 
 
 settings = settings_or_exit()
+# Before any connection: Redis writes refused at its memory limit keep the message instead of
+# stopping the worker, and no compressed message expands past the payload limit.
+transport.install()
+compression.install(settings.max_payload_bytes)
 app = CallstoreCelery("callstore", include=list(TASK_MODULES))
 app.conf.update(celery_config(settings))
 

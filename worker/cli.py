@@ -17,6 +17,7 @@ from worker.commands import (
     metrics,
     migrate,
     partitions,
+    queue,
     retention,
     spool,
     stack,
@@ -34,6 +35,7 @@ app = typer.Typer(
 app.add_typer(stack.app, name="stack")
 app.add_typer(spool.app, name="spool")
 app.add_typer(dead_letter.app, name="dead-letter")
+app.add_typer(queue.app, name="queue")
 app.add_typer(partitions.app, name="partitions")
 app.add_typer(retention.app, name="retention")
 app.add_typer(metrics.app, name="metrics")

@@ -25,12 +25,18 @@ from worker.errors import (
     CallstoreError,
     ConcurrencyConflict,
     ConstraintViolation,
+    DatabaseRefused,
     DatabaseUnavailable,
+    DuplicateKey,
     PartitionMissing,
 )
 from worker.settings import Settings, get_settings
 
 _UNAVAILABLE_SQLSTATE_CLASSES = ("08", "53", "57", "58")
+#: Refusals of the database's own state, not of the data: read-only transaction, insufficient
+#: privilege, snapshot too old, and the internal-error class (``XX``: corrupted data or index).
+_REFUSED_SQLSTATES = frozenset({"25006", "42501", "72000"})
+_REFUSED_SQLSTATE_CLASSES = ("XX",)
 
 _CONFLICT_ERRORS: tuple[type[Exception], ...] = (
     pg_errors.SerializationFailure,
@@ -61,6 +67,10 @@ def classify(error: BaseException) -> CallstoreError | None:
         return DatabaseUnavailable(message)
     if sqlstate[:2] in _UNAVAILABLE_SQLSTATE_CLASSES:
         return DatabaseUnavailable(message)
+    if sqlstate in _REFUSED_SQLSTATES or sqlstate[:2] in _REFUSED_SQLSTATE_CLASSES:
+        return DatabaseRefused(message)
+    if isinstance(original, pg_errors.UniqueViolation):
+        return DuplicateKey(message)
     if isinstance(original, psycopg.IntegrityError | psycopg.DataError):
         return ConstraintViolation(message)
     if isinstance(original, psycopg.InterfaceError):

@@ -5,7 +5,9 @@
 * ``TransientError`` — the same work may succeed later (database restarting, serialization
   conflict, lock timeout): retried with exponential backoff and jitter.
 * ``DatabaseUnavailable`` — a transient error during which not even the dead-letter table can be
-  written, so the payload must stay in the queue (or the runtime's spool) until PostgreSQL is back.
+  written, so the payload must stay in the queue (or the runtime's spool) until PostgreSQL is back;
+  ``DatabaseRefused`` is the same for a PostgreSQL that answers but refuses every write (a
+  read-only standby after a failover, a revoked privilege, an internal error).
 * ``ConfigurationError`` — a setting is wrong or missing; nothing works until an operator fixes it.
 
 Only the tree lives here, with no third-party import, so the runtime client can raise and catch
@@ -42,8 +44,40 @@ class MessageRevoked(PermanentError):
     or it expired before a worker ran it: the call is kept as a dead letter, never dropped."""
 
 
+class MessageRefused(PermanentError):
+    """The worker refused a message before any task ran it (``worker.intake``); it is kept in
+    ``failed_payloads`` with the bytes that arrived."""
+
+
+class MessageUndecodable(MessageRefused):
+    """The body is not JSON the worker accepts (cut short, another content type, not UTF-8)."""
+
+
+class MessageExpired(MessageRefused):
+    """The message carried an expiry that has passed; a call is kept, never dropped for it."""
+
+
+class MessageMoved(MessageRefused):
+    """An operator moved the message out of its queue (``callstore queue move``)."""
+
+
+class PoisonMessage(MessageRefused):
+    """The message's worker died on each of its last ``CALLSTORE_POISON_DELIVERIES``
+    deliveries; it is not run again."""
+
+
 class ConstraintViolation(PermanentError):
     """PostgreSQL refused the data itself (a CHECK, a length, a NUL character, ...)."""
+
+
+class DuplicateKey(ConstraintViolation):
+    """A unique index refused a row: for a call row, a concurrent delivery of the same call
+    won the insert (a race the finalize service retries, never a permanent error)."""
+
+
+class RevisionConflict(PermanentError):
+    """The call is stored under this revision with other content, and the rule keeps the
+    stored one; the delivery is kept in ``failed_payloads`` (``call_conflicts`` records it)."""
 
 
 class ExportMismatch(PermanentError):
@@ -57,6 +91,13 @@ class TransientError(CallstoreError):
 
 class DatabaseUnavailable(TransientError):
     """PostgreSQL cannot be reached or is shutting down or starting up."""
+
+
+class DatabaseRefused(DatabaseUnavailable):
+    """PostgreSQL answers but refuses the work for a reason of its own state, not of the data:
+    read-only (a standby after a failover, a primary put in read-only mode), a missing
+    privilege, an internal error. The dead-letter table is refused the same way, so the payload
+    waits in the queue, as in an outage, until an operator fixes the database."""
 
 
 class ConcurrencyConflict(TransientError):

@@ -96,6 +96,13 @@ class Settings(ClientSettings):
     partition_premake_months: Annotated[int, Field(ge=0, le=36)] = 3
     max_payload_bytes: Annotated[int, Field(ge=1024, le=512 * 1024 * 1024)] = 16 * 1024 * 1024
 
+    #: How far ahead of the receiving worker's clock a call's times may be; beyond, the payload
+    #: is refused naming the field (a runtime whose clock says 2200), and no partition is made.
+    max_clock_skew: Annotated[int, Field(ge=0, le=7 * 86_400)] = 3600
+    #: Deliveries of one message that may end with its worker dead before the next delivery
+    #: is dead-lettered instead of run again (a poison message cannot stop the pipeline).
+    poison_deliveries: Annotated[int, Field(ge=1, le=100)] = 3
+
     finalize_max_retries: Annotated[int, Field(ge=0, le=100)] = 8
     finalize_retry_backoff_max: Annotated[int, Field(ge=1, le=3600)] = 60
     worker_max_tasks_per_child: Annotated[int, Field(ge=0)] = 0

@@ -19,8 +19,8 @@ from tests import factories
 from tests.conftest import Database
 from tests.helpers import WorkerProcess, settings_env, start_worker, wait_until
 from tests.strategies import malformed_payloads
+from worker.calls.dead_letters import payload_bytes
 from worker.calls.finalize import dead_letter
-from worker.calls.validation import encode
 from worker.client.publisher import Publisher
 from worker.errors import ConcurrencyConflict
 from worker.settings import Settings
@@ -36,11 +36,7 @@ def worker(settings: Settings, tmp_path: Path) -> Iterator[WorkerProcess]:
 
 
 def _digest(raw: Any) -> str:
-    try:
-        body = encode(raw)
-    except Exception:  # a payload JSON cannot encode is stored by its repr
-        body = repr(raw).encode("utf-8", "backslashreplace")
-    return hashlib.sha256(body).hexdigest()
+    return hashlib.sha256(payload_bytes(raw)).hexdigest()
 
 
 @settings(

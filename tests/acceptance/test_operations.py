@@ -292,7 +292,7 @@ def test_every_log_line_of_a_task_carries_its_ids_and_no_call_content(system: Sy
         assert message["content"] not in log, "transcript text must not reach the worker's log"
 
 
-def test_a_pickled_message_is_refused_and_the_worker_survives(
+def test_a_pickled_message_is_refused_kept_unread_and_the_worker_survives(
     system: System, tmp_path: Path
 ) -> None:
     marker = tmp_path / "unpickled"
@@ -308,9 +308,16 @@ def test_a_pickled_message_is_refused_and_the_worker_survives(
     finally:
         sender.close()
     wait_until(
-        lambda: "Refusing to deserialize untrusted content of type pickle" in system.worker.log(),
+        lambda: (
+            system.scalar(
+                "SELECT count(*) FROM failed_payloads WHERE error_class = 'MessageUndecodable'"
+                " AND error_message LIKE %s",
+                "%application/x-python-serialize%",
+            )
+            == 1
+        ),
         timeout=30,
-        what="the worker to refuse the pickled message",
+        what="the worker to refuse the pickled message and keep its bytes",
     )
     (recorder,) = _send_calls(system.settings, range(730, 731))
     wait_until(

@@ -16,23 +16,12 @@ from typing import Any
 import pytest
 import redis
 
-from models.payload import QUEUE, TASK_NAME
 from tests import factories
 from tests.conftest import Database
-from tests.helpers import WorkerProcess, settings_env, start_worker, wait_until
-from worker.client.publisher import Publisher
+from tests.helpers import WorkerProcess, publish_calls, settings_env, start_worker, wait_until
 from worker.client.spool import Spool
 from worker.dev import stack
 from worker.settings import Settings
-
-
-def _publish(settings: Settings, bodies: list[dict[str, Any]]) -> None:
-    publisher = Publisher(settings)
-    try:
-        for body in bodies:
-            publisher.send(TASK_NAME, args=[body], queue=QUEUE)
-    finally:
-        publisher.close()
 
 
 def _scalar(database: Database, sql: str, *params: Any) -> Any:
@@ -85,7 +74,7 @@ def test_duplicate_deliveries_leave_one_copy(
     settings: Settings, database: Database, worker: WorkerProcess
 ) -> None:
     bodies = [factories.small_payload(seed) for seed in range(1, 6)]
-    _publish(settings, bodies + bodies + bodies[:2])
+    publish_calls(settings, bodies + bodies + bodies[:2])
     wait_until(
         lambda: "succeeded" in worker.log() and worker.log().count("succeeded") >= 12,
         timeout=60,
@@ -101,7 +90,7 @@ def test_sigkill_of_a_worker_during_a_burst_loses_and_doubles_nothing(
     bodies = [factories.payload(seed) for seed in range(100, 150)]
     first = start_worker(fast, tmp_path, name="doomed")
     try:
-        _publish(fast, bodies)
+        publish_calls(fast, bodies)
         wait_until(lambda: _persisted(database) >= 1, timeout=60, what="a first call persisted")
         first.kill()
     finally:
@@ -121,7 +110,7 @@ def test_a_killed_pool_process_hands_its_call_back_at_once(
     settings: Settings, database: Database, worker: WorkerProcess
 ) -> None:
     bodies = [factories.payload(seed) for seed in range(200, 215)]
-    _publish(settings, bodies)
+    publish_calls(settings, bodies)
     wait_until(lambda: _persisted(database) >= 2, timeout=60, what="a few calls persisted")
     for pid in worker.pool_pids():
         subprocess.run(["kill", "-9", str(pid)], check=False)
@@ -134,11 +123,11 @@ def test_postgres_stopped_during_a_burst_delays_but_loses_nothing(
 ) -> None:
     bodies = [factories.small_payload(seed) for seed in range(300, 330)]
     socket_dir = stack.postgres_socket_dir(stack_paths)
-    _publish(settings, bodies[:5])
+    publish_calls(settings, bodies[:5])
     wait_until(lambda: _persisted(database) == 5, timeout=60, what="the first calls persisted")
     stack.stop_postgres(stack_paths, mode="fast")
     try:
-        _publish(settings, bodies[5:])
+        publish_calls(settings, bodies[5:])
         wait_until(
             lambda: "will be retried" in worker.log(), timeout=60, what="the worker to retry"
         )

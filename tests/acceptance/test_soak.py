@@ -12,7 +12,10 @@ def test_short_soak_loses_and_duplicates_nothing() -> None:
     assert result.refused_by_recorder == 0
     assert result.persisted == result.valid
     assert result.dead_lettered == result.malformed and result.wrongly_dead_lettered == 0
+    assert result.poison_dead_lettered and result.revision_conflicts == 0
     assert {f.name for f in result.faults} == {
-        "worker SIGKILL", "postgres restart", "maintenance run", "redis restart",
+        "worker SIGKILL", "postgres restart", "postgres read-only", "maintenance run",
+        "poison message", "redis restart",
     }  # fmt: skip
     assert result.worker_kills >= 1 and result.duplicates_sent > 0
+    assert result.concurrent_duplicates_sent > 0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+import pytest
 from psycopg import sql
 from sqlalchemy import Engine
 
 from tests import factories
 from worker.calls.finalize import FinalizeOutcome, finalize_call
+from worker.maintenance.partitions import existing_months
 from worker.settings import Settings
 
 
@@ -41,3 +44,23 @@ def test_duplicate_delivery_leaves_one_copy(
     assert first.outcome is FinalizeOutcome.PERSISTED
     assert second.outcome is FinalizeOutcome.UNCHANGED
     assert _count(conn, "call_messages", body["call_id"]) == len(body["messages"])
+
+
+@pytest.mark.parametrize(
+    "start",
+    [
+        datetime(1970, 1, 1, tzinfo=UTC),
+        datetime(2200, 1, 1, tzinfo=UTC),
+        datetime(1, 1, 1, 12, tzinfo=UTC),
+        datetime(9999, 12, 31, tzinfo=UTC),
+    ],
+)
+def test_a_call_from_a_broken_clock_is_dead_lettered_naming_the_field_and_makes_no_partition(
+    settings: Settings, engine: Engine, conn: psycopg.Connection[Any], start: datetime
+) -> None:
+    body = factories.small_payload(9, start=start)
+    before = existing_months(conn)
+    result = finalize_call(body, settings=settings, task_id="t", engine=engine)
+    assert result.outcome is FinalizeOutcome.DEAD_LETTERED
+    assert result.error is not None and "started_at" in result.error
+    assert existing_months(conn) == before

@@ -9,34 +9,23 @@ from typing import Any
 import psycopg
 import pytest
 from sqlalchemy import Engine
-from typer.testing import CliRunner
 
 from models.base import PARTITIONED_TABLES
-from tests.helpers import assert_whole_or_gone, drop_all_partitions, store_call
-from worker.cli import app
+from tests.helpers import assert_whole_or_gone, drop_all_partitions, invoke_cli, store_call
 from worker.jobs import JobName, exclusive_job
 from worker.settings import Settings
-
-runner = CliRunner()
-
-
-def _invoke(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 def test_ensure_then_status_shows_march_to_june_2027_for_every_table(
     configured: Settings, conn: psycopg.Connection[Any]
 ) -> None:
-    ensured = _invoke("partitions", "ensure", "--now", "2027-03-15")
+    ensured = invoke_cli("partitions", "ensure", "--now", "2027-03-15")
     assert ensured.exit_code == 0, ensured.output
     assert "horizon 2027-06, needed up to 2027-06 (ok)" in ensured.output
-    again = _invoke("partitions", "ensure", "--now", "2027-03-15")
+    again = invoke_cli("partitions", "ensure", "--now", "2027-03-15")
     assert "0 partition(s) created" in again.output
 
-    status = _invoke("partitions", "status", "--now", "2027-03-15")
+    status = invoke_cli("partitions", "status", "--now", "2027-03-15")
     assert status.exit_code == 0, status.output
     assert "horizon 2027-06, needed up to 2027-06 (2027-03 + 3 month(s)): ok" in status.output
     for table in PARTITIONED_TABLES:
@@ -49,7 +38,7 @@ def test_status_reports_a_short_horizon(
     configured: Settings, conn: psycopg.Connection[Any]
 ) -> None:
     drop_all_partitions(conn)
-    status = _invoke("partitions", "status", "--now", "2027-03-15")
+    status = invoke_cli("partitions", "status", "--now", "2027-03-15")
     assert "horizon none (current month missing)" in status.output
     assert ": SHORT" in status.output
 
@@ -62,7 +51,7 @@ def test_retention_dry_run_then_run_thirteen_months_later(
     azure = store_call(engine, 3, datetime(2026, 11, 2, 10, tzinfo=UTC), source="azure")
     later = "2027-12-20T12:00:00+00:00"
 
-    dry = _invoke("retention", "run", "--dry-run", "--now", later)
+    dry = invoke_cli("retention", "run", "--dry-run", "--now", later)
     assert dry.exit_code == 0, dry.output
     assert "would delete 2 call(s) (azure 1, runtime 1)" in dry.output
     for table in PARTITIONED_TABLES:
@@ -72,18 +61,18 @@ def test_retention_dry_run_then_run_thirteen_months_later(
         conn, dict([november, december, azure]), {november[0], december[0], azure[0]}
     )
 
-    run = _invoke("retention", "run", "--now", later)
+    run = invoke_cli("retention", "run", "--now", later)
     assert run.exit_code == 0, run.output
     assert "deleted 2 call(s)" in run.output
     for table in PARTITIONED_TABLES:
         assert f"archived archive.{table}_2026_11" in run.output
     assert_whole_or_gone(conn, dict([november, december, azure]), {december[0]})
 
-    status = _invoke("partitions", "status", "--now", later)
+    status = invoke_cli("partitions", "status", "--now", later)
     assert "archive.call_messages_2026_11" in status.output
     assert "dropped after 2027-12-27T12:00:00+00:00" in status.output
 
-    dropped = _invoke("retention", "run", "--now", "2027-12-27T12:00:00+00:00")
+    dropped = invoke_cli("retention", "run", "--now", "2027-12-27T12:00:00+00:00")
     for table in PARTITIONED_TABLES:
         assert f"dropped archive.{table}_2026_11" in dropped.output
     assert_whole_or_gone(conn, dict([november, december, azure]), {december[0]})
@@ -96,7 +85,7 @@ def test_a_second_run_skips_while_the_first_holds_the_lock(
 
     with exclusive_job(configured, JobName.ENFORCE_RETENTION) as held:
         assert held is not None
-        result = _invoke("retention", "run", "--now", "2027-12-20")
+        result = invoke_cli("retention", "run", "--now", "2027-12-20")
         assert result.exit_code == 1
         assert "another retention run holds the lock" in result.output
         assert maintenance.enforce_retention() == maintenance.SKIPPED
@@ -107,7 +96,7 @@ def test_a_second_run_skips_while_the_first_holds_the_lock(
     with exclusive_job(configured, JobName.ROTATE_PARTITIONS) as held:
         assert held is not None
         assert maintenance.rotate_partitions() == maintenance.SKIPPED
-        assert _invoke("partitions", "ensure").exit_code == 1
+        assert invoke_cli("partitions", "ensure").exit_code == 1
     rows = dict(conn.execute("SELECT job, last_status FROM job_runs").fetchall())
     assert rows == {JobName.ENFORCE_RETENTION: "succeeded", JobName.ROTATE_PARTITIONS: "succeeded"}
 
@@ -135,6 +124,6 @@ def test_the_task_shells_run_their_services(
 
 @pytest.mark.parametrize("command", [["partitions", "status"], ["retention", "run", "--dry-run"]])
 def test_a_bad_now_is_refused_with_one_line(configured: Settings, command: list[str]) -> None:
-    result = _invoke(*command, "--now", "next tuesday")
+    result = invoke_cli(*command, "--now", "next tuesday")
     assert result.exit_code == 2
     assert "is not an ISO date" in result.output

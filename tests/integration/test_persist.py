@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -21,7 +21,7 @@ from tests import factories
 from worker.calls.finalize import FinalizeOutcome, finalize_call
 from worker.calls.summary import RECOMPUTE_SQL, SUMMARY_COLUMNS, stored_values
 from worker.maintenance.partition_cache import partition_guard
-from worker.maintenance.partitions import existing_months
+from worker.maintenance.partitions import add_months, existing_months, month_start
 from worker.settings import Settings
 
 
@@ -203,14 +203,17 @@ def test_a_call_across_a_month_boundary_into_missing_partitions_is_persisted(
     settings: Settings, engine: Engine, conn: psycopg.Connection[Any]
 ) -> None:
     partition_guard.forget()
-    start = datetime(2029, 5, 31, 23, 55, tzinfo=UTC)  # neither May nor June 2029 exist yet
+    # Months half a year ago: within retention, before the ones the template made.
+    june = add_months(month_start(datetime.now(UTC)), -6)
+    may = add_months(june, -1)
+    start = datetime(june.year, june.month, 1, tzinfo=UTC) - timedelta(minutes=5)
     body = factories.payload(seed=14, start=start)
     months = {m["timestamp"][:7] for m in body["messages"]}
-    assert months == {"2029-05", "2029-06"}
+    assert months == {may.isoformat()[:7], june.isoformat()[:7]}
     result = finalize_call(body, settings=settings, task_id="t", engine=engine)
     assert result.outcome is FinalizeOutcome.PERSISTED
     have = existing_months(conn)
-    assert all({datetime(2029, 5, 1).date(), datetime(2029, 6, 1).date()} <= have[t] for t in have)
+    assert all({may, june} <= have[t] for t in have)
     (count,) = conn.execute(
         "SELECT count(*) FROM call_messages WHERE call_id = %s", (body["call_id"],)
     ).fetchone() or (0,)
@@ -220,10 +223,12 @@ def test_a_call_across_a_month_boundary_into_missing_partitions_is_persisted(
 def test_a_partition_dropped_behind_the_cache_is_made_again(
     settings: Settings, engine: Engine, conn: psycopg.Connection[Any]
 ) -> None:
-    start = datetime(2030, 3, 10, tzinfo=UTC)
+    march = add_months(month_start(datetime.now(UTC)), -8)
+    start = datetime(march.year, march.month, 10, tzinfo=UTC)
     body = factories.payload(seed=15, start=start)
-    partition_guard.ensure(engine, {start.date().replace(day=1)})
-    conn.execute("DROP TABLE call_metrics_2030_03")  # the cache still believes March exists
+    partition_guard.ensure(engine, {march})
+    # The cache still believes the month exists.
+    conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(f"call_metrics_{march:%Y_%m}")))
     result = finalize_call(body, settings=settings, task_id="t", engine=engine)
     assert result.outcome is FinalizeOutcome.PERSISTED
     (count,) = conn.execute(

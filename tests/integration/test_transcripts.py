@@ -68,7 +68,11 @@ def _spoil(conn: psycopg.Connection[Any], call_id: str, *, missing: bool) -> Non
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(messages=st.lists(message_entries(), max_size=8), missing=st.booleans())
+@given(
+    # Unique sequences: the contract refuses a repeat.
+    messages=st.lists(message_entries(), max_size=8, unique_by=lambda m: m["sequence"]),
+    missing=st.booleans(),
+)
 def test_live_migrated_and_repaired_transcripts_are_the_same_row(
     settings: Settings,
     engine: Engine,
@@ -115,7 +119,8 @@ def test_a_later_revision_rewrites_the_transcript_only_when_it_changes(
     finalize_call(same, settings=settings, task_id="2", engine=engine)
     assert stored() == before  # the same messages: the row is not written again
 
-    more = {**first, "revision": 3, "messages": [*first["messages"], first["messages"][0]]}
+    extra = {**first["messages"][0], "sequence": len(first["messages"]) + 1}
+    more = {**first, "revision": 3, "messages": [*first["messages"], extra]}
     finalize_call(more, settings=settings, task_id="3", engine=engine)
     grown = stored()
     assert grown is not None and grown[0] == len(first["messages"]) + 1

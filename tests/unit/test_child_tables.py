@@ -79,6 +79,7 @@ def test_the_declarations_name_every_table_that_holds_a_call() -> None:
         "calls": "the call itself",
         "call_announcements": "a call's start, settled (deleted) by its finalize",
         "failed_payloads": "a dead-lettered payload, kept whether or not its call is stored",
+        "call_conflicts": "two deliveries of one revision with other content, kept for an operator",
     }
     holding = {
         name

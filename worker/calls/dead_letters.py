@@ -1,8 +1,13 @@
 """The dead-letter store: payloads that could not be persisted, kept whole for an operator.
 
-A payload lands here when it is permanently bad (fails validation, violates a constraint) or
-when its transient failures outlast the retries. Nothing is ever dropped: ``replay`` validates a
+A payload lands here when it is permanently bad (fails validation, violates a constraint), when
+its transient failures outlast the retries, or when the worker refused its message before any
+task ran it (``worker.calls.messages.Refusal``). Nothing is ever dropped: ``replay`` validates a
 payload again and re-enqueues it, and marks the row so the history stays visible.
+
+A row always holds bytes ``dead-letter show`` prints and ``replay`` reads: the payload's JSON,
+or, for a refused message, the message body that arrived (``replay`` takes the payload out of a
+Celery body that carries exactly one), or, when even that is not JSON, the bytes as they came.
 """
 
 from __future__ import annotations
@@ -20,9 +25,11 @@ from sqlmodel import Session, col, select
 
 from models.enums import DeadLetterStatus
 from models.operations import DeadLetter
-from worker.calls.validation import validate_payload
+from models.payload import TASK_NAME
+from worker.calls.messages import MESSAGE_DEPTH_LIMIT, Refusal, json_deeper_than, single_payload
+from worker.calls.validation import encode, validate_payload
 from worker.db import session_scope
-from worker.errors import BrokerUnavailable, PayloadInvalid
+from worker.errors import BrokerUnavailable, PayloadInvalid, PermanentError
 from worker.jobs import Progress
 
 _MAX_MESSAGE = 4000
@@ -36,6 +43,20 @@ def call_id_of(raw: Any) -> uuid.UUID | None:
         except ValueError:
             return None
     return None
+
+
+def payload_bytes(raw: Any) -> bytes:
+    """What to keep of a decoded payload: its compact JSON; the standard library's (which
+    escapes a lone surrogate, ``\\ud83d``, and nests deeper than pydantic's encoder) when that
+    refuses; a ``repr`` only for what is not JSON at all (an object handed in by code)."""
+    try:
+        return encode(raw)
+    except PermanentError:
+        pass
+    try:
+        return json.dumps(raw, ensure_ascii=True, separators=(",", ":")).encode()
+    except (TypeError, ValueError, RecursionError):
+        return repr(raw).encode("utf-8", "backslashreplace")
 
 
 def record(
@@ -58,7 +79,7 @@ def record(
             call_id=call_id,
             task_name=task_name,
             task_id=task_id,
-            error_class=type(error).__name__,
+            error_class=_error_class(error),
             error_message=message,
         )
         .on_conflict_do_update(
@@ -67,7 +88,7 @@ def record(
                 "attempts": DeadLetter.attempts + 1,
                 "last_seen_at": func.now(),
                 "task_id": task_id,
-                "error_class": type(error).__name__,
+                "error_class": _error_class(error),
                 "error_message": message,
                 "status": DeadLetterStatus.PENDING.value,
             },
@@ -76,6 +97,30 @@ def record(
     )
     dead_letter_id: uuid.UUID = session.execute(statement).scalar_one()
     return dead_letter_id
+
+
+def record_refusal(session: Session, refusal: Refusal) -> uuid.UUID:
+    """Keep a message refused before any task ran it, with the bytes that arrived."""
+    return record(
+        session,
+        body=refusal.body,
+        task_name=refusal.task_name[:100] or TASK_NAME,
+        task_id=refusal.task_id,
+        error=RefusedMessage(refusal.error_class, refusal.reason),
+        call_id=refusal.call_id,
+    )
+
+
+class RefusedMessage(Exception):
+    """A refusal as ``record`` takes it: its class name is the refusal's ``error_class``."""
+
+    def __init__(self, error_class: str, reason: str) -> None:
+        super().__init__(reason)
+        self.error_class = error_class
+
+
+def _error_class(error: BaseException) -> str:
+    return error.error_class if isinstance(error, RefusedMessage) else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,27 +161,73 @@ def count_pending(session: Session) -> int:
     return int(session.exec(statement).one())
 
 
+def parse_replayable(body: bytes, *, max_bytes: int) -> dict[str, Any]:
+    """The payload in ``body``, validated; ``PayloadInvalid`` says why it cannot be replayed.
+
+    ``body`` is a payload's JSON, or a Celery message body (``[args, kwargs, embed]``) that
+    carries exactly one payload, as the worker keeps a message it refused.
+    """
+    if json_deeper_than(body, MESSAGE_DEPTH_LIMIT):
+        raise PayloadInvalid(f"nested more than {MESSAGE_DEPTH_LIMIT} levels deep")
+    try:
+        raw = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise PayloadInvalid(f"stored payload is not JSON: {error}") from error
+    if isinstance(raw, list) and len(raw) == 3:
+        raw = single_payload(raw[0], raw[1])
+    validate_payload(raw, max_bytes=max_bytes)
+    return dict(raw)
+
+
 def prepare_replay(row: DeadLetter, *, max_bytes: int) -> ReplayPlan:
     """Validate a dead letter again; ``PayloadInvalid`` says why it still cannot be replayed."""
-    try:
-        raw = json.loads(row.payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise PayloadInvalid(f"stored payload is not JSON: {error}") from error
-    validate_payload(raw, max_bytes=max_bytes)
+    raw = parse_replayable(row.payload, max_bytes=max_bytes)
     assert row.id is not None
     return ReplayPlan(id=row.id, payload=raw)
 
 
-def mark_replayed(session: Session, dead_letter_id: uuid.UUID, *, task_id: str) -> None:
-    session.execute(
-        update(DeadLetter)
-        .where(col(DeadLetter.id) == dead_letter_id)
-        .values(
-            status=DeadLetterStatus.REPLAYED.value,
-            replayed_at=func.now(),
-            replay_task_id=task_id,
-        )
+def mark_replayed(
+    session: Session, dead_letter_id: uuid.UUID, *, task_id: str, edited: bytes | None = None
+) -> None:
+    """Mark the row replayed; ``edited`` is what was replayed instead of its payload (an
+    operator's edit), kept on the row with its time."""
+    values: dict[str, Any] = {
+        "status": DeadLetterStatus.REPLAYED.value,
+        "replayed_at": func.now(),
+        "replay_task_id": task_id,
+    }
+    if edited is not None:
+        values.update(edited_payload=edited, edited_at=func.now())
+    session.execute(update(DeadLetter).where(col(DeadLetter.id) == dead_letter_id).values(values))
+
+
+def _carries_one_payload(value: Any) -> bool:
+    """A Celery message body, ``[args, kwargs, embed]``, whose only argument is a payload."""
+    return (
+        isinstance(value, list)
+        and len(value) == 3
+        and isinstance(value[0], list)
+        and len(value[0]) == 1
+        and not value[1]
     )
+
+
+def readable(body: bytes) -> str:
+    """``body`` as text to read or edit: indented JSON (non-ASCII kept, a lone surrogate
+    escaped as ``\\ud83d``), or, when it is not JSON, its bytes with the undecodable ones
+    escaped."""
+    try:
+        value = json.loads(body)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return body.decode("utf-8", "backslashreplace")
+    if _carries_one_payload(value):
+        value = value[0][0]
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(value, indent=2, ensure_ascii=True)
+    return text
 
 
 @dataclass(slots=True)

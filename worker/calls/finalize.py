@@ -8,21 +8,30 @@ either persisted exactly once or in ``failed_payloads`` with the reason.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from models.payload import TASK_NAME, CallPayload
-from worker.calls import dead_letters
-from worker.calls.persist import PersistOutcome, persist_call
-from worker.calls.validation import encode, validate_payload
+from worker.calls import conflicts, dead_letters
+from worker.calls.persist import PersistOutcome, PersistResult, persist_call
+from worker.calls.validation import ClockWindow, validate_payload
 from worker.db import get_engine, raw_connection, session_scope
-from worker.errors import ConstraintViolation, PartitionMissing, PermanentError
+from worker.errors import (
+    ConcurrencyConflict,
+    ConstraintViolation,
+    DuplicateKey,
+    PartitionMissing,
+    PermanentError,
+    RevisionConflict,
+)
 from worker.log import get_logger
 from worker.maintenance.partition_cache import partition_guard
 from worker.maintenance.partitions import month_start
@@ -35,6 +44,9 @@ class FinalizeOutcome(StrEnum):
     PERSISTED = "persisted"
     UNCHANGED = "unchanged"
     DEAD_LETTERED = "dead_lettered"
+    #: The same revision is stored with other content, and kept; this delivery is in
+    #: ``failed_payloads`` and ``call_conflicts``.
+    CONFLICT = "conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,32 +87,32 @@ def finalize_call(
     engine = engine or get_engine()
     started = time.perf_counter()
     call_id = dead_letters.call_id_of(raw)
+    window = ClockWindow.around(
+        datetime.now(UTC),
+        retention_days=settings.retention_days,
+        skew_seconds=settings.max_clock_skew,
+    )
     try:
-        payload, _ = validate_payload(raw, max_bytes=settings.max_payload_bytes)
+        payload, body = validate_payload(raw, max_bytes=settings.max_payload_bytes, window=window)
     except PermanentError as error:
         return dead_letter(raw, error, task_id=task_id, engine=engine)
 
+    written = _Write(payload, body, task_id)
     months = partition_months(payload)
     partition_guard.ensure(engine, months)
     try:
         try:
-            with session_scope(engine) as session:
-                result = persist_call(raw_connection(session), payload)
+            result = written.persist(engine)
         except PartitionMissing:
             # A month was dropped or never made since this process last looked: make it, once.
             partition_guard.forget()
             partition_guard.ensure(engine, months)
-            with session_scope(engine) as session:
-                result = persist_call(raw_connection(session), payload)
+            result = written.persist(engine)
     except ConstraintViolation as error:
         return dead_letter(raw, error, task_id=task_id, engine=engine)
 
     elapsed = (time.perf_counter() - started) * 1000
-    outcome = (
-        FinalizeOutcome.UNCHANGED
-        if result.outcome is PersistOutcome.UNCHANGED
-        else FinalizeOutcome.PERSISTED
-    )
+    outcome = _OUTCOMES[result.outcome]
     log.info(
         "call finalized",
         action="finalize",
@@ -110,7 +122,66 @@ def finalize_call(
         rows=result.row_count,
         duration_ms=round(elapsed, 2),
     )
-    return FinalizeResult(outcome, call_id, payload.revision, result.rows, elapsed)
+    if result.conflict is not None:
+        log.warning(
+            "revision conflict", action="conflict", detail=conflicts.describe(result.conflict)
+        )
+    return FinalizeResult(
+        outcome, call_id, payload.revision, result.rows, elapsed, dead_letter_id=written.kept_as
+    )
+
+
+_OUTCOMES = {
+    PersistOutcome.INSERTED: FinalizeOutcome.PERSISTED,
+    PersistOutcome.REPLACED: FinalizeOutcome.PERSISTED,
+    PersistOutcome.UNCHANGED: FinalizeOutcome.UNCHANGED,
+    PersistOutcome.CONFLICT: FinalizeOutcome.CONFLICT,
+}
+#: Times a call's transaction is run again after a concurrent delivery of the same call won
+#: the insert (each try waits for the winner to commit, so the next one sees its row).
+RACE_TRIES = 3
+
+
+@dataclass(slots=True)
+class _Write:
+    """One call's transaction: the rows, a conflict's record, and the losing delivery kept."""
+
+    payload: CallPayload
+    body: bytes
+    task_id: str | None
+    kept_as: UUID | None = None
+
+    def persist(self, engine: Engine) -> PersistResult:
+        """Run the transaction; a unique violation is a race with another delivery, run again."""
+        digest = hashlib.sha256(self.body).hexdigest()
+        for attempt in range(1, RACE_TRIES + 1):
+            try:
+                with session_scope(engine) as session:
+                    return self._write(session, digest)
+            except DuplicateKey as error:
+                if attempt == RACE_TRIES:
+                    raise ConcurrencyConflict(
+                        f"a concurrent delivery kept winning: {error}"
+                    ) from error
+                log.info("a concurrent delivery of the call won the insert; trying again")
+        raise AssertionError("unreachable")
+
+    def _write(self, session: Session, digest: str) -> PersistResult:
+        conn = raw_connection(session)
+        result = persist_call(conn, self.payload, digest=digest)
+        if result.conflict is not None:
+            conflicts.record(conn, result.conflict, task_id=self.task_id)
+        if result.outcome is PersistOutcome.CONFLICT:
+            assert result.conflict is not None
+            self.kept_as = dead_letters.record(
+                session,
+                body=self.body,
+                task_name=TASK_NAME,
+                task_id=self.task_id,
+                error=RevisionConflict(conflicts.describe(result.conflict)),
+                call_id=self.payload.call_id,
+            )
+        return result
 
 
 def dead_letter(
@@ -118,10 +189,7 @@ def dead_letter(
 ) -> FinalizeResult:
     """Dead-letter ``raw`` with ``error``. Raises ``DatabaseUnavailable`` if even that fails,
     in which case the caller must keep the message (retry) rather than drop it."""
-    try:
-        body = encode(raw)
-    except PermanentError:
-        body = repr(raw).encode("utf-8", "backslashreplace")
+    body = dead_letters.payload_bytes(raw)
     call_id = dead_letters.call_id_of(raw)
     with session_scope(engine or get_engine()) as session:
         dead_letter_id = dead_letters.record(

@@ -4,7 +4,11 @@ The order of work is what makes a redelivery harmless:
 
 1. upsert the ``calls`` row with ``ON CONFLICT ... WHERE calls.revision < EXCLUDED.revision``.
    The row lock this takes serializes concurrent deliveries of the same call; a duplicate or an
-   older revision matches no row and the function returns without writing anything else;
+   older revision matches no row and the function returns without writing anything else. The
+   same revision with another content (``content_digest``, the SHA-256 of the payload's JSON) is
+   a *conflict*, settled by one rule whatever the order of arrival: the later ``finalized_at``
+   is kept, and on a tie the greater digest. Either way the result says so, for the finalize
+   service to record (``worker.calls.conflicts``);
 2. if an older revision was replaced, delete its children;
 3. write the children with COPY (the fastest path measured, see ``docs/benchmarks.md``), in
    the column order ``worker.calls.child_tables`` declares;
@@ -37,6 +41,7 @@ CALL_COLUMNS: tuple[str, ...] = (
     "to_number", "twilio_call_sid", "twilio_stream_sid", "recording_enabled", "recording_sid",
     "recording_url", "direction", "status", "error_message", "started_at", "ended_at",
     "duration_seconds", "initial_node", "final_node", "source", "revision", "finalized_at",
+    "content_digest",
 )  # fmt: skip
 
 #: Namespace of the deterministic ids of RAG retrievals (their chunks point at them).
@@ -47,12 +52,27 @@ class PersistOutcome(StrEnum):
     INSERTED = "inserted"
     REPLACED = "replaced"
     UNCHANGED = "unchanged"  # same or older revision already stored: a duplicate delivery
+    CONFLICT = "conflict"  # same revision, other content, and the stored one is kept
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two contents under one (call id, revision), and which the rule kept."""
+
+    call_id: uuid.UUID
+    revision: int
+    kept: str  # "incoming" or "stored"
+    stored_digest: str
+    incoming_digest: str
+    stored_finalized_at: Any
+    incoming_finalized_at: Any
 
 
 @dataclass(frozen=True, slots=True)
 class PersistResult:
     outcome: PersistOutcome
     rows: dict[str, int] = field(default_factory=dict)
+    conflict: Conflict | None = None
 
     @property
     def row_count(self) -> int:
@@ -84,8 +104,9 @@ def _vector(values: Sequence[float] | None) -> str | None:
     return None if values is None else "[" + ",".join(repr(float(v)) for v in values) + "]"
 
 
-def build_rows(payload: CallPayload) -> CallRows:
-    """The rows of ``payload`` (pure: no database), including the computed summary.
+def build_rows(payload: CallPayload, *, digest: str | None = None) -> CallRows:
+    """The rows of ``payload`` (pure: no database), including the computed summary;
+    ``digest`` is the SHA-256 of the payload's JSON (None: conflicts are not detected).
 
     Enum members go into rows as they are: they are ``StrEnum`` values, which psycopg writes as
     text, and skipping ``.value`` is measurable on a call of a thousand rows.
@@ -119,6 +140,7 @@ def build_rows(payload: CallPayload) -> CallRows:
         "source": CallSource.RUNTIME.value,
         "revision": payload.revision,
         "finalized_at": payload.finalized_at,
+        "content_digest": digest,
         **compute_summary(payload, values),
     }
 
@@ -186,12 +208,19 @@ def build_rows(payload: CallPayload) -> CallRows:
 
 
 def _upsert_call_sql(columns: Sequence[str]) -> sql.Composed:
+    """The upsert of a call row. It replaces the stored row for a higher revision, or for the
+    same revision with another digest when the incoming one wins the rule (a NULL digest on
+    either side, as for migrated calls, never conflicts); it returns what it replaced."""
     updates = [c for c in columns if c != "call_id"]
     return sql.SQL(
         "INSERT INTO calls ({cols}, persisted_at) VALUES ({vals}, clock_timestamp())"
         " ON CONFLICT (call_id) DO UPDATE SET {sets}, persisted_at = clock_timestamp()"
         " WHERE calls.revision < EXCLUDED.revision"
-        " RETURNING (xmax = 0) AS inserted"
+        " OR (calls.revision = EXCLUDED.revision"
+        " AND calls.content_digest <> EXCLUDED.content_digest"
+        " AND (EXCLUDED.finalized_at, EXCLUDED.content_digest)"
+        " > (calls.finalized_at, calls.content_digest))"
+        " RETURNING (xmax = 0) AS inserted, old.revision, old.content_digest, old.finalized_at"
     ).format(
         cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
         vals=sql.SQL(", ").join(sql.Placeholder() * len(columns)),
@@ -241,6 +270,8 @@ _DELETE_SQL = [
     for t in ROW_TABLES
 ]
 _UPSERT_CACHE: dict[tuple[str, ...], bytes] = {}
+#: The stored row a delivery did not replace (locked by the upsert until the transaction ends).
+_STORED_IDENTITY = b"SELECT revision, content_digest, finalized_at FROM calls WHERE call_id = %s"
 
 
 def copy_children(cursor: psycopg.Cursor[Any], table: str, rows: list[tuple[Any, ...]]) -> None:
@@ -291,8 +322,14 @@ def write_call(
         cursor.execute(statement, tuple(rows.call.values()))
         written = cursor.fetchone()
         if written is None:
+            cursor.execute(_STORED_IDENTITY, (rows.call["call_id"],))
+            stored = cursor.fetchone()
+            conflict = _conflict(rows.call, stored, kept="stored")
+            if conflict is not None:
+                return PersistResult(PersistOutcome.CONFLICT, conflict=conflict)
             return PersistResult(PersistOutcome.UNCHANGED)
         outcome = PersistOutcome.INSERTED if written[0] else PersistOutcome.REPLACED
+        replaced = None if written[0] else _conflict(rows.call, written[1:], kept="incoming")
         if outcome is PersistOutcome.REPLACED:
             call_id = rows.call["call_id"]
             with conn.pipeline():
@@ -306,9 +343,32 @@ def write_call(
                     write_children(cursor, table, table_rows)
             cursor.execute(transcripts.REBUILD_SQL, {"call_ids": [rows.call["call_id"]]})
             cursor.execute(_SETTLE_ANNOUNCEMENT, (rows.call["call_id"],))
-    return PersistResult(outcome, rows.counts())
+    return PersistResult(outcome, rows.counts(), conflict=replaced)
 
 
-def persist_call(conn: psycopg.Connection[Any], payload: CallPayload) -> PersistResult:
-    """Store ``payload`` in ``conn``'s open transaction; idempotent per (call_id, revision)."""
-    return write_call(conn, build_rows(payload))
+def _conflict(call: dict[str, Any], stored: Sequence[Any] | None, *, kept: str) -> Conflict | None:
+    """The conflict between ``call`` and the ``stored`` (revision, digest, finalized_at) of the
+    same call, if they are one revision with two digests."""
+    if stored is None:
+        return None
+    revision, digest, finalized_at = stored
+    incoming = call.get("content_digest")
+    if revision != call["revision"] or digest is None or incoming is None or digest == incoming:
+        return None
+    return Conflict(
+        call_id=call["call_id"],
+        revision=revision,
+        kept=kept,
+        stored_digest=digest,
+        incoming_digest=incoming,
+        stored_finalized_at=finalized_at,
+        incoming_finalized_at=call["finalized_at"],
+    )
+
+
+def persist_call(
+    conn: psycopg.Connection[Any], payload: CallPayload, *, digest: str | None = None
+) -> PersistResult:
+    """Store ``payload`` in ``conn``'s open transaction; idempotent per (call_id, revision),
+    and per content when ``digest`` (of the payload's JSON) is given."""
+    return write_call(conn, build_rows(payload, digest=digest))

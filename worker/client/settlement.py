@@ -8,19 +8,20 @@ worker has *settled* it — persisted it, found it already stored, or dead-lette
 publishes it again if it stays unsettled for too long. Redelivery is harmless: persisting is
 idempotent.
 
-A settlement is a Redis key per call holding the newest settled revision, kept a week.
-Runtime-safe: no database imports.
+A settlement is a Redis key per call holding the newest settled revision, kept a week. It never
+moves backwards: two workers settling two revisions of a call in either order leave the newer
+one (a script compares and sets in one step, exactly, as decimal strings: revisions are
+microsecond stamps, beyond what a Lua number holds exactly). Runtime-safe: no database imports.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
 
-from worker.client.queues import redis_client
+from worker.client.queues import shared_client
 from worker.log import get_logger
 from worker.settings import ClientSettings
 
@@ -36,9 +37,23 @@ def settled_key(call_id: str) -> str:
     return SETTLED_PREFIX + call_id
 
 
+#: SET the key to ARGV[1] unless it holds a greater decimal integer; renew its expiry either way.
+_SET_IF_GREATER = """
+local current = redis.call('GET', KEYS[1])
+local new = ARGV[1]
+if (not current) or #new > #current or (#new == #current and new > current) then
+  redis.call('SET', KEYS[1], new, 'EX', ARGV[2])
+else
+  redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+"""
+
+
 def mark_settled(client: redis.Redis, call_id: str, revision: int) -> None:
-    """Record that ``revision`` of ``call_id`` needs no further delivery."""
-    client.set(settled_key(call_id), revision, ex=SETTLED_TTL_SECONDS)
+    """Record that ``revision`` of ``call_id`` (and every older one) needs no further delivery."""
+    script = client.register_script(_SET_IF_GREATER)
+    script(keys=[settled_key(call_id)], args=[str(int(revision)), SETTLED_TTL_SECONDS])
 
 
 def settled_revisions(client: redis.Redis, call_ids: Iterable[str]) -> dict[str, int]:
@@ -79,21 +94,13 @@ def settlement_of(raw: Any) -> tuple[str, int] | None:
     return call_id, revision
 
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
 def settle(settings: ClientSettings, raw: Any) -> None:
     """Mark the call in ``raw`` settled (best effort: if Redis cannot be told, the runtime
     publishes the call again later, which is harmless)."""
     named = settlement_of(raw)
     if named is None:
         return
-    url = settings.broker_url.get_secret_value()
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis_client(url)
+    client = shared_client(settings.broker_url.get_secret_value())
     try:
         mark_settled(client, *named)
     except redis.RedisError as error:

@@ -1,9 +1,9 @@
-"""``callstore dead-letter list|show|replay``: payloads that could not be persisted."""
+"""``callstore dead-letter list|show|export|replay``: payloads that could not be persisted."""
 
 from __future__ import annotations
 
-import json
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -18,7 +18,7 @@ from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid
 from worker.settings import get_settings
 
-app = typer.Typer(help="Inspect and replay payloads kept in failed_payloads.")
+app = typer.Typer(help="Inspect, export, edit and replay payloads kept in failed_payloads.")
 
 
 def _parse_id(value: str) -> uuid.UUID:
@@ -69,22 +69,53 @@ def show(dead_letter_id: Annotated[str, typer.Argument(metavar="ID")]) -> None:
         console.print(f"last seen    {row.last_seen_at.isoformat()}", highlight=False)
         if row.replayed_at:
             console.print(f"replayed     {row.replayed_at.isoformat()} as {row.replay_task_id}")
+        if row.edited_at:
+            console.print(
+                f"edited       {row.edited_at.isoformat()}: an edited payload was replayed",
+                highlight=False,
+            )
         console.print(f"error        {row.error_class}: {row.error_message}", highlight=False)
-        try:
-            body = json.dumps(json.loads(row.payload), indent=2, ensure_ascii=False)
-        except ValueError:
-            body = row.payload.decode("utf-8", "backslashreplace")
-        console.print(body, highlight=False, markup=False)
+        console.print(dead_letters.readable(row.payload), highlight=False, markup=False)
+
+
+@app.command("export")
+def export(
+    dead_letter_id: Annotated[str, typer.Argument(metavar="ID")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """A dead letter's payload as JSON to edit; replay the edit with `replay ID --from FILE`."""
+    with session_scope() as session:
+        row = dead_letters.get(session, _parse_id(dead_letter_id))
+        if row is None:
+            fail(f"no dead letter {dead_letter_id}")
+        text = dead_letters.readable(row.payload)
+        row_id = row.id
+    if output is None:
+        console.print(text, highlight=False, markup=False, soft_wrap=True)
+        return
+    output.write_text(text + "\n", encoding="utf-8")
+    console.print(
+        f"wrote {output}; edit it, then: callstore dead-letter replay {row_id} --from {output}",
+        highlight=False,
+    )
 
 
 @app.command("replay")
 def replay(
     dead_letter_id: Annotated[str | None, typer.Argument(metavar="[ID]")] = None,
     all_: Annotated[bool, typer.Option("--all", help="Replay every pending dead letter.")] = False,
+    from_file: Annotated[
+        Path | None,
+        typer.Option("--from", help="Replay this file's payload (an edit of the export) instead."),
+    ] = None,
 ) -> None:
     """Validate again and re-enqueue one dead letter (or all pending ones with --all)."""
     if (dead_letter_id is None) == (not all_):
         fail("give either an ID or --all", code=2)
+    if from_file is not None and all_:
+        fail("--from replays one dead letter: give its ID, not --all", code=2)
     settings = get_settings()
     publisher = get_publisher(settings)
 
@@ -94,7 +125,10 @@ def replay(
     if all_:
         report = dead_letters.replay_pending(send, max_bytes=settings.max_payload_bytes)
     else:
-        report = _replay_one(_parse_id(dead_letter_id or ""), send, settings.max_payload_bytes)
+        edited = _read(from_file) if from_file is not None else None
+        report = _replay_one(
+            _parse_id(dead_letter_id or ""), send, settings.max_payload_bytes, edited=edited
+        )
     for row_id, reason in report.refused:
         console.print(f"[yellow]not replayed[/] {row_id}: {reason}", highlight=False)
     console.print(
@@ -106,8 +140,19 @@ def replay(
         raise typer.Exit(1)
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        fail(f"cannot read {path}: {error}", code=2)
+
+
 def _replay_one(
-    dead_letter_id: uuid.UUID, send: dead_letters.SendPayload, max_bytes: int
+    dead_letter_id: uuid.UUID,
+    send: dead_letters.SendPayload,
+    max_bytes: int,
+    *,
+    edited: bytes | None = None,
 ) -> dead_letters.ReplayReport:
     report = dead_letters.ReplayReport(total=1)
     with session_scope() as session:
@@ -115,16 +160,18 @@ def _replay_one(
         if row is None:
             fail(f"no dead letter {dead_letter_id}")
         try:
-            plan = dead_letters.prepare_replay(row, max_bytes=max_bytes)
+            payload = dead_letters.parse_replayable(
+                row.payload if edited is None else edited, max_bytes=max_bytes
+            )
         except PayloadInvalid as error:
             report.refused.append((dead_letter_id, str(error)))
             return report
         try:
-            task_id = send(plan.payload)
+            task_id = send(payload)
         except BrokerUnavailable as error:
             report.broker_error = str(error)
             return report
-        dead_letters.mark_replayed(session, plan.id, task_id=task_id)
+        dead_letters.mark_replayed(session, dead_letter_id, task_id=task_id, edited=edited)
         report.replayed = 1
         console.print(f"replayed {row.id} as task {task_id}", highlight=False)
     return report

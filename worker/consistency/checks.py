@@ -264,6 +264,29 @@ def dead_letters(ctx: CheckContext) -> Iterator[Discrepancy]:
         )
 
 
+def revision_conflicts(ctx: CheckContext) -> Iterator[Discrepancy]:
+    """Deliveries of a stored (call id, revision) with other content (``call_conflicts``),
+    each with what the rule kept; the losing delivery, when it was the incoming one, is in the
+    dead letters."""
+    window = sql.SQL("seen_at >= %s") if ctx.since else sql.SQL("TRUE")
+    query = sql.SQL(
+        "SELECT call_id, revision, kept, stored_digest, incoming_digest, seen_at"
+        " FROM call_conflicts WHERE {} ORDER BY seen_at LIMIT 1000"
+    ).format(window)
+    for call_id, revision, kept, stored, incoming, seen_at in ctx.conn.execute(
+        query, [ctx.since] if ctx.since else []
+    ).fetchall():
+        lost = "the content stored before" if kept == "incoming" else "the delivery"
+        yield Discrepancy(
+            "revision_conflicts",
+            "revision_conflict",
+            {"call_id": str(call_id), "revision": revision, "kept": kept},
+            f"revision {revision} arrived twice with other content ({stored[:12]} stored,"
+            f" {incoming[:12]} delivered) at {seen_at.isoformat()}; {lost} lost by the rule"
+            " (the later finalized_at, then the greater digest)",
+        )
+
+
 #: Every check of the call store, by name, in the order they run.
 STORE_CHECKS = {
     "summaries": summaries,
@@ -274,4 +297,5 @@ STORE_CHECKS = {
     "unfinalized_calls": unfinalized_calls,
     "spool": spool,
     "dead_letters": dead_letters,
+    "revision_conflicts": revision_conflicts,
 }

@@ -21,6 +21,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from models.enums import DeadLetterStatus
+from worker.calls import conflicts
 from worker.client.queues import queue_depths, redis_client
 from worker.client.spool import Spool
 from worker.jobs import JobName
@@ -47,6 +48,14 @@ def pending_dead_letters(conn: psycopg.Connection[Any]) -> int:
         (DeadLetterStatus.PENDING.value,),
     ).fetchone()
     return int(row[0]) if row else 0
+
+
+def revision_conflicts(conn: psycopg.Connection[Any]) -> int:
+    """Deliveries of a stored (call id, revision) with other content, ever (``call_conflicts``)."""
+    exists = conn.execute("SELECT to_regclass('call_conflicts') IS NOT NULL").fetchone()
+    if not exists or not exists[0]:
+        return 0
+    return conflicts.count(conn)
 
 
 def horizon_months(conn: psycopg.Connection[Any], *, today: date) -> int:
@@ -119,6 +128,11 @@ class CallstoreCollector(Collector):
             "dead": _gauge(
                 "callstore_dead_letter_payloads", "Dead letters waiting for an operator."
             ),
+            "conflicts": _gauge(
+                "callstore_revision_conflicts",
+                "Deliveries of a stored (call id, revision) with other content, ever"
+                " (call_conflicts); alert on an increase.",
+            ),
             "spool_files": _gauge(
                 "callstore_spool_files", "Calls waiting in the local spool for the broker."
             ),
@@ -184,6 +198,7 @@ class CallstoreCollector(Collector):
                 options=f"-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms}",
             ) as conn:
                 dead = pending_dead_letters(conn)
+                conflicted = revision_conflicts(conn)
                 months = horizon_months(conn, today=now.date())
                 lag = migration_lag_seconds(conn, now=now)
                 jobs = job_success_ages(conn, now=now)
@@ -196,6 +211,7 @@ class CallstoreCollector(Collector):
             )
             return 0
         families["dead"].add_metric([], dead)
+        families["conflicts"].add_metric([], conflicted)
         families["horizon"].add_metric([], months)
         families["migration"].add_metric([], math.nan if lag is None else lag)
         for job, age in jobs.items():

@@ -6,25 +6,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
 from tests.azure_fixtures import Migrate
+from tests.helpers import invoke_cli
 from worker.azure import sources, transforms
 from worker.azure.client import AzureStorage
 from worker.azure.values import Unmigratable
-from worker.cli import app
 from worker.dev import azurite
 from worker.dev import legacy_data as generate
 from worker.settings import Settings, get_settings
-
-runner = CliRunner()
-
-
-def _invoke(*args: str) -> Any:
-    result = runner.invoke(app, list(args))
-    if result.exception and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result
 
 
 @pytest.fixture
@@ -43,35 +33,35 @@ def test_status_run_until_done_status_rejects(
     legacy: AzureStorage, conn: psycopg.Connection[Any]
 ) -> None:
     written = generate.write_cases(legacy)
-    before = _invoke("migrate", "azure", "status")
+    before = invoke_cli("migrate", "azure", "status")
     assert before.exit_code == 0, before.output
     assert f"{written.total} record(s) left" in before.output
     assert "not caught up" in before.output
 
-    one = _invoke("migrate", "azure", "run", "--batch-size", "5")
+    one = invoke_cli("migrate", "azure", "run", "--batch-size", "5")
     assert one.exit_code == 0, one.output
     assert "1 batch(es): 5 read, 5 migrated, 0 rejected; more to do" in one.output
 
-    done = _invoke("migrate", "azure", "run", "--until-done")
+    done = invoke_cli("migrate", "azure", "run", "--until-done")
     assert done.exit_code == 0, done.output
     assert "caught up" in done.output
     assert "migrated 48, rejected 10" in done.output
 
-    after = _invoke("migrate", "azure", "status")
+    after = invoke_cli("migrate", "azure", "status")
     assert "0 record(s) left; 10 rejected" in after.output
     assert "; caught up" in after.output
     for source in ("behavioral-configs", "prompts", "CustomerData", "CallTranscripts"):
         assert source in after.output
 
-    rejects = _invoke("migrate", "azure", "rejects", "--source", "CustomerData")
+    rejects = invoke_cli("migrate", "azure", "rejects", "--source", "CustomerData")
     assert "'call me maybe' is not a phone number" in rejects.output
-    shown = _invoke("migrate", "azure", "rejects", "--key", generate.BROKEN_CONFIG)
+    shown = invoke_cli("migrate", "azure", "rejects", "--key", generate.BROKEN_CONFIG)
     assert '{"urgency_level": 4, "tac' in shown.output
 
 
 @pytest.mark.usefixtures("configured")
 def test_without_a_connection_string_it_says_which_setting() -> None:
-    result = _invoke("migrate", "azure", "status")
+    result = invoke_cli("migrate", "azure", "status")
     assert result.exit_code == 2
     assert "CALLSTORE_AZURE_CONNECTION_STRING is not set" in result.output
 
@@ -79,12 +69,12 @@ def test_without_a_connection_string_it_says_which_setting() -> None:
 @pytest.mark.usefixtures("azure_configured")
 def test_rejects_say_what_to_do(legacy: AzureStorage) -> None:
     generate.write_cases(legacy)
-    assert _invoke("migrate", "azure", "run", "--until-done").exit_code == 0
-    listed = _invoke("migrate", "azure", "rejects", "--source", "CallHistory")
+    assert invoke_cli("migrate", "azure", "run", "--until-done").exit_code == 0
+    listed = invoke_cli("migrate", "azure", "rejects", "--source", "CallHistory")
     assert "call_start_time" in listed.output and "unreadable_key" in listed.output
     assert "What to do:" in listed.output
     assert "set start_time on the entity in Azure" in listed.output
-    shown = _invoke(
+    shown = invoke_cli(
         "migrate", "azure", "rejects", "--key", f"{generate.C_OLD}/{generate.CALL_BAD_START}"
     )
     assert "kind         call_start_time" in shown.output
@@ -117,7 +107,7 @@ def test_rescan_migrates_what_an_older_release_rejected(
     assert migrate().total("migrated") == 0
     assert _reject(conn, key) == ("end_time is odd", False)
 
-    done = _invoke("migrate", "azure", "rescan", "--source", history)
+    done = invoke_cli("migrate", "azure", "rescan", "--source", history)
     assert done.exit_code == 0, done.output
     assert "1 source(s) will be read again from the start at their next pass: CallHistory" in (
         done.output
@@ -130,7 +120,7 @@ def test_rescan_migrates_what_an_older_release_rejected(
         " WHERE twilio_call_sid = %s",
         (generate.CALL_ODD,),
     ).fetchone() == (True, False)
-    assert _invoke("migrate", "azure", "rescan", "--source", "Nope").exit_code == 2
+    assert invoke_cli("migrate", "azure", "rescan", "--source", "Nope").exit_code == 2
 
 
 def _reject(conn: psycopg.Connection[Any], key: str) -> tuple[str, bool] | None:
