@@ -57,6 +57,10 @@ MAX_TIME_METRIC_SECONDS = 86_400.0
 #: Dimensions of a chunk embedding (``call_rag_chunks.embedding``; the platform's model, seed 003).
 EMBEDDING_DIMENSIONS = 1536
 MAX_COUNT_METRIC = 1_000_000_000.0
+#: Deepest nesting of a JSON-valued field (a tool's request or response, an event's data, ...):
+#: deeper values are refused, by the runtime at the call site and by the worker, before anything
+#: recurses over them.
+MAX_JSON_DEPTH = 64
 
 _INT32_MAX = 2**31 - 1
 _INT64_MAX = 2**63 - 1
@@ -145,6 +149,9 @@ class RagChunk(_Entry):
         | None
     ) = None
     embedding_model: Str100 | None = None
+    #: Keys of the chunk dict the contract does not name (``page_number``, a retriever's own
+    #: ``metadata``, ...), kept by name rather than refused: real retrieval pipelines add them.
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class RagRetrievalEntry(_Entry):
@@ -223,8 +230,11 @@ TIMELINE_FIELDS: tuple[str, ...] = (
 class CallPayload(BaseModel):
     """Everything the runtime buffered about one call, as handed to ``calls.finalize``.
 
-    ``revision`` counts the finalizations of the same call: a payload replaces what is stored
-    only when its revision is higher, which makes redelivery and late arrivals harmless.
+    ``revision`` orders the payloads of the same call: a payload replaces what is stored only
+    when its revision is higher, which makes redelivery and late arrivals harmless. The runtime
+    stamps it with the wall clock in microseconds since the Unix epoch when it builds the
+    payload, so the later of two finalizes wins across processes and restarts; a checkpoint
+    (``status`` ``in_progress``) is replaced by the next one and by the final payload.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -251,6 +261,9 @@ class CallPayload(BaseModel):
     finalized_at: AwareDatetime
     initial_node: Str255 | None = None
     final_node: Str255 | None = None
+    #: Characters of the call's text the runtime stored as U+FFFD: NUL characters (PostgreSQL
+    #: cannot store them) and lone UTF-16 surrogates (a split emoji from a streaming STT or LLM).
+    replaced_characters: Int32 = 0
 
     messages: list[MessageEntry] = Field(default_factory=list)
     transitions: list[TransitionEntry] = Field(default_factory=list)

@@ -37,6 +37,7 @@ CALL_COLUMNS: tuple[str, ...] = (
     "to_number", "twilio_call_sid", "twilio_stream_sid", "recording_enabled", "recording_sid",
     "recording_url", "direction", "status", "error_message", "started_at", "ended_at",
     "duration_seconds", "initial_node", "final_node", "source", "revision", "finalized_at",
+    "replaced_characters",
 )  # fmt: skip
 
 #: Namespace of the deterministic ids of RAG retrievals (their chunks point at them).
@@ -119,6 +120,7 @@ def build_rows(payload: CallPayload) -> CallRows:
         "source": CallSource.RUNTIME.value,
         "revision": payload.revision,
         "finalized_at": payload.finalized_at,
+        "replaced_characters": payload.replaced_characters,
         **compute_summary(payload, values),
     }
 
@@ -135,7 +137,7 @@ def build_rows(payload: CallPayload) -> CallRows:
             chunks.append(
                 (cid, rid, r.timestamp, c.chunk_rank, c.chunk_id, c.content, c.document_id,
                  c.filename, c.s3_key, c.chunk_index, c.token_count, c.score,
-                 _vector(c.embedding), c.embedding_model)
+                 _vector(c.embedding), c.embedding_model, Jsonb(c.metadata))
             )  # fmt: skip
 
     a = payload.analysis
