@@ -57,9 +57,9 @@ MAX_TIME_METRIC_SECONDS = 86_400.0
 #: Dimensions of a chunk embedding (``call_rag_chunks.embedding``; the platform's model, seed 003).
 EMBEDDING_DIMENSIONS = 1536
 MAX_COUNT_METRIC = 1_000_000_000.0
-#: Deepest nesting of a JSON-valued field (a tool's request or response, an event's data, ...):
-#: deeper values are refused, by the runtime at the call site and by the worker, before anything
-#: recurses over them.
+#: Deepest nesting of a JSON-valued field (a tool's request or response, an event's data, ...),
+#: counted in arrays and objects: ``1`` is 0 levels deep, ``{"a": [1]}`` 2. Deeper values are
+#: refused, by the runtime at the call site and by the worker, before anything recurses over them.
 MAX_JSON_DEPTH = 64
 
 _INT32_MAX = 2**31 - 1
