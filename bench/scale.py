@@ -43,7 +43,11 @@ def _fill_queue(settings: Settings, count: int, seed: int) -> None:
     try:
         for _ in range(count):
             rec = simulate_call(
-                random.Random(rng.getrandbits(48)), start=start, shape=CallShape(), announce=False
+                random.Random(rng.getrandbits(48)),
+                start=start,
+                shape=CallShape(),
+                announce=False,
+                journal=False,
             )
             rec.update_status("ended")
             publisher.send(TASK_NAME, args=[rec.build_payload()], queue=QUEUE)

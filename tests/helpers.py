@@ -23,6 +23,7 @@ from worker.calls.finalize import partition_months
 from worker.calls.persist import build_rows, write_call
 from worker.db import raw_connection, session_scope
 from worker.dev import processes
+from worker.dev.processes import BIN
 from worker.dev.processes import CELERY as CELERY
 from worker.dev.processes import PROJECT_ROOT as PROJECT_ROOT
 from worker.dev.processes import settings_env as settings_env
@@ -30,6 +31,9 @@ from worker.maintenance.partitions import ensure_partitions, existing_months, li
 from worker.settings import Settings
 
 T = TypeVar("T")
+
+#: The ``callstore`` console script of this environment.
+CALLSTORE = BIN / "callstore"
 
 
 def wait_until(

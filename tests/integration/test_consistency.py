@@ -137,9 +137,11 @@ def test_a_checkpointed_call_is_stale_in_progress_not_never_finalized(
     assert finalize_call(body, settings=settings, task_id="t", engine=engine).outcome.value == (
         "persisted"
     )
-    (checkpointed_at,) = conn.execute(
+    row = conn.execute(
         "SELECT persisted_at FROM calls WHERE call_id = %s", (body["call_id"],)
     ).fetchone()
+    assert row is not None
+    checkpointed_at = row[0]
     age = settings.check_stale_in_progress_seconds
 
     def found(now: datetime) -> list[tuple[str, dict[str, Any]]]:

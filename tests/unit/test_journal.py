@@ -57,7 +57,9 @@ def _written(settings: Settings, entries: int) -> Path:
                 return path
         return None
 
-    return wait_until(holding, timeout=10, what=f"a journal with {entries} entries")
+    found = wait_until(holding, timeout=10, what=f"a journal with {entries} entries")
+    assert found is not None
+    return found
 
 
 def _record_call(rec: CallRecorder, messages: int = 3) -> None:
