@@ -6,16 +6,19 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import tempfile
 import uuid
 import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
 
 from tests import factories
 from tests.factories import SentMessages
 from tests.helpers import wait_until
+from tests.strategies import RecordingCall, recording_calls, replay
 from worker.calls.validation import validate_payload
 from worker.client.journal import (
     CORRUPT_DIR,
@@ -30,8 +33,8 @@ from worker.client.spool import Spool
 from worker.settings import Settings
 
 
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+@pytest.fixture(name="settings")
+def spool_settings(tmp_path: Path) -> Settings:
     """No broker (publishing fails at once), a spool in the test's directory, quick flushes."""
     return factories.make_settings(
         broker_url=f"redis+socket://{tmp_path}/no-redis.socket",
@@ -202,3 +205,26 @@ def test_the_journal_line_format_is_checksummed_json() -> None:
     line = encode_record({"t": "entry", "e": {"content": "é"}})
     crc, body = line.rstrip(b"\n").split(b" ", 1)
     assert int(crc, 16) == zlib.crc32(body) and json.loads(body)["e"]["content"] == "é"
+
+
+@settings(max_examples=60, deadline=None)
+@given(calls=recording_calls)
+def test_a_journal_replays_to_the_call_its_recorder_holds(calls: list[RecordingCall]) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        quiet = factories.make_settings(
+            spool_dir=Path(directory) / "spool", journal_flush_seconds=60, checkpoint_seconds=0
+        )
+        rec = _recorder(quiet)
+        replay(rec, calls)
+        journal = rec._journal
+        assert journal is not None
+        journal.flush()
+        recovered = payload_from(read_records(journal.path.read_bytes()))
+        built = rec.build_payload()
+        journal.remove()
+    assert recovered is not None
+    moments = ("revision", "status", "ended_at", "finalized_at", "error_message")
+    assert {k: v for k, v in recovered.payload.items() if k not in moments} == {
+        k: v for k, v in built.items() if k not in moments
+    }
+    assert recovered.payload["status"] == "interrupted"

@@ -256,7 +256,8 @@ class Entries:
                 if item is not None and key not in stored:
                     stored[key] = self._chunk_field(key, item, name)
             else:
-                extra[self._key(key)] = self._json(item, f"{name}.{key}", 1)
+                cleaned = self._key(key)
+                extra[cleaned] = self._json(item, f"{name}.{cleaned}", 1)
         if extra:
             stored["metadata"] = extra
         return stored
