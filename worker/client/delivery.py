@@ -9,6 +9,10 @@ executor, so constructing a recorder never waits on the network.
 
 ``drain`` is the same pass for the CLI (``callstore spool flush``) and beat
 (``maintenance.flush_spool``).
+
+The publisher (Celery, kombu, redis) and the drain (structlog) are imported where they are
+first used, always in a background thread: constructing a recorder loads neither, so importing
+the client stays light and the event loop never waits on those imports.
 """
 
 from __future__ import annotations
@@ -17,19 +21,26 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.payload import ANNOUNCE_TASK_NAME, QUEUE, TASK_NAME
-from worker.client.drain import drain
 from worker.client.journal import list_journals
-from worker.client.publisher import Publisher, get_publisher, payload_repr
 from worker.client.spool import Send, Spool
 from worker.errors import BrokerUnavailable
 from worker.settings import ClientSettings, get_client_settings
 
+if TYPE_CHECKING:
+    from worker.client.publisher import Publisher
+
 logger = logging.getLogger("callstore.recorder")
 
 _SPOOL_CHECK_INTERVAL_SECONDS = 5.0
+
+
+def _publisher_for(settings: ClientSettings) -> Publisher:
+    from worker.client.publisher import get_publisher
+
+    return get_publisher(settings)
 
 
 def publisher_send(publisher: Publisher) -> Send:
@@ -69,6 +80,8 @@ class _SpoolDrainer:
 
     def _drain(self, spool: Spool) -> None:
         try:
+            from worker.client.drain import drain
+
             while True:
                 time.sleep(_SPOOL_CHECK_INTERVAL_SECONDS)
                 with self._lock:
@@ -150,7 +163,7 @@ class Handoff:
 
     def _watch(self, settings: ClientSettings) -> None:
         try:
-            publisher = self._publisher or get_publisher(settings)
+            publisher = self._publisher or _publisher_for(settings)
             spool = self.spool(settings)
             _drainer_for(spool).maybe_start(settings, spool, publisher)
         except Exception:
@@ -192,8 +205,10 @@ class Handoff:
 
         Raises ``OSError`` when it can be neither published nor spooled.
         """
+        from worker.client.publisher import payload_repr
+
         settings = self.settings()
-        publisher = self._publisher or get_publisher(settings)
+        publisher = self._publisher or _publisher_for(settings)
         spool = self.spool(settings)
         args = [payload]
         try:

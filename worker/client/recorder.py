@@ -35,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from enum import Enum
-from typing import Any, Concatenate, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 from uuid import UUID
 
 from models.enums import CallStatus, Direction, MessageRole, MetricType, Sentiment
@@ -56,10 +56,12 @@ from worker.client.journal import (
     wall_us,
 )
 from worker.client.keeper import keeper
-from worker.client.publisher import Publisher
 from worker.client.spool import Spool
 from worker.errors import InvalidRecording
 from worker.settings import ClientSettings
+
+if TYPE_CHECKING:
+    from worker.client.publisher import Publisher
 
 __all__ = ["CallRecorder", "Clock", "utc_now", "wait_for_announcements"]
 
