@@ -13,11 +13,11 @@ point prints, see ``worker.settings``), 1 for the rest (an outage, a refused ope
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
-import click
 import typer
 from rich.markup import escape
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from worker.commands.common import err_console
 from worker.errors import CallstoreError, ConfigurationError
@@ -40,7 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
 EXTRA_FOR = {"stack": "embedded", "demo": "embedded", "migrate": "azure"}
 
 
-def _load(name: str) -> click.Command:
+def _load(name: str) -> Any:
+    """The click command (typer's own click) for ``name``."""
     module_name, attribute = COMMANDS[name]
     try:
         target = getattr(importlib.import_module(module_name), attribute)
@@ -57,7 +58,7 @@ def _load(name: str) -> click.Command:
     return command
 
 
-def _unavailable(name: str, missing: ModuleNotFoundError) -> click.Command:
+def _unavailable(name: str, missing: ModuleNotFoundError) -> TyperCommand:
     """A stand-in for a command whose side is not installed on this host."""
     extra = EXTRA_FOR.get(name, "worker")
     advice = f"`callstore {name}` needs the {extra} extra: pip install 'callstore[{extra}]'"
@@ -66,7 +67,7 @@ def _unavailable(name: str, missing: ModuleNotFoundError) -> click.Command:
         err_console.print(f"[bold red]error:[/] {escape(advice)} ({missing})", highlight=False)
         raise SystemExit(2)
 
-    return click.Command(
+    return TyperCommand(
         name,
         callback=explain,
         help=f"(not installed here) {advice}",
@@ -78,10 +79,10 @@ def _unavailable(name: str, missing: ModuleNotFoundError) -> click.Command:
 class LazyGroup(TyperGroup):
     """The top-level group: its commands are ``COMMANDS``, imported on first use."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         return list(COMMANDS)
 
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
         if cmd_name not in COMMANDS:
             return None
         return _load(cmd_name)
