@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import math
 import uuid
 from collections.abc import Callable
@@ -21,6 +22,7 @@ import pytest
 from models.payload import MAX_JSON_DEPTH
 from tests import factories
 from worker.calls.validation import validate_payload
+from worker.client.encoding import encode_json
 from worker.client.recorder import CallRecorder
 from worker.client.spool import Spool
 from worker.errors import InvalidRecording
@@ -288,3 +290,16 @@ def test_a_status_finalize_cannot_take_is_handed_off_as_an_error_not_lost(
     assert body["status"] == "error" and "finished" in body["error_message"]
     assert "status the contract refuses" in caplog.text
     validate_payload(body, max_bytes=1 << 20)
+
+
+def test_the_encoder_falls_back_to_a_safe_encoding_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What the call-site checks make impossible, the hand-off survives anyway."""
+    nested: Any = "deep"
+    for _ in range(5_000):
+        nested = [nested]
+    body = json.loads(encode_json({"content": "split \ud83d", "data": nested, "n": math.nan}))
+    assert body["content"] == "split \ufffd"
+    assert "nested deeper than" in json.dumps(body["data"])
+    assert "not encodable as JSON" in caplog.text
