@@ -11,8 +11,6 @@ the workers' install (``callstore[all]``). Targets: the light install ≤ 60 MB,
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
 import subprocess
@@ -22,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.common import section_main
 from worker.dev.processes import PROJECT_ROOT
 
 UV = "uv"
@@ -172,18 +171,13 @@ def markdown(r: dict[str, Any]) -> list[str]:
 
 
 def bench_section(quick: bool) -> dict[str, Any]:
+    """The same figures quick or not: an install does not get faster with fewer samples."""
     return measure()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.client_install", description=__doc__)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    figures = measure()
-    print(json.dumps(figures, indent=2))
+    figures = section_main("python -m bench.client_install", __doc__, bench_section, argv)
     print("\n".join(markdown(figures)))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

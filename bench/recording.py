@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import random
 import sys
 import tempfile
@@ -26,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import percentile
+from bench.common import percentile, section_main
 from worker.client.checkpoints import BYTES_RATIO, CheckpointPlan
 from worker.client.encoding import encode_json
 from worker.client.recorder import CallRecorder
@@ -124,7 +122,7 @@ def _turn(recorder: CallRecorder, rng: random.Random, turn: int) -> None:
     recorder.record_message("assistant", rng.choice(ASSISTANT_LINES), turn_number=turn)
 
 
-def checkpoints(*, quick: bool) -> dict[str, Any]:
+def checkpoints() -> dict[str, Any]:
     """A call of ``CALL_MINUTES`` with a turn every 6 s, its checkpoints measured in encoded
     bytes (what is published) at each second of simulated time."""
     rng = random.Random(11)
@@ -167,7 +165,7 @@ def checkpoints(*, quick: bool) -> dict[str, Any]:
 
 
 def bench_section(quick: bool) -> dict[str, Any]:
-    return {"recording": recording(quick=quick), "checkpoints": checkpoints(quick=quick)}
+    return {"recording": recording(quick=quick), "checkpoints": checkpoints()}
 
 
 def _row(label: str, figures: dict[str, float]) -> str:
@@ -224,15 +222,8 @@ def markdown(results: dict[str, Any]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.recording", description=__doc__)
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args(argv)
-    figures = bench_section(args.quick)
-    print(json.dumps(figures, indent=2))
+    figures = section_main("python -m bench.recording", __doc__, bench_section, argv)
     print("\n".join(markdown(figures)))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 
 

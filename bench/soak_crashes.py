@@ -64,7 +64,10 @@ def crash_one(
             break
         if time.monotonic() > deadline or not process.alive():
             process.stop()
-            raise RuntimeError(f"runtime {name} never recorded {entries} entries per call")
+            raise RuntimeError(
+                f"runtime {name} never recorded {entries} entries per call: "
+                f"{process.log()[-2000:]}"
+            )
         time.sleep(0.02)
     killed_at = time.time()
     process.kill()

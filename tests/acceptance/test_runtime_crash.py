@@ -15,7 +15,6 @@ import os
 import shutil
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Database
+from tests.conftest import Database, migrated_database
 from tests.factories import make_settings
 from tests.helpers import CALLSTORE, settings_env, start_worker, wait_until
 from worker.client.journal import journal_paths, list_journals
-from worker.dev import runtime, stack
+from worker.dev import runtime
 from worker.dev.processes import ManagedProcess
 from worker.settings import Settings
 
@@ -39,10 +38,8 @@ SCHEDULING_SLACK = 0.15
 @pytest.fixture(scope="module")
 def crash_database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
     """One database for the module's calls (each test checks its own): a worker is started once."""
-    name = f"crash_{uuid.uuid4().hex[:12]}"
-    url = stack.create_database(pg_admin_url, name, template=template_database)
-    yield Database(name=name, url=url, admin_url=pg_admin_url)
-    stack.drop_database(pg_admin_url, name)
+    with migrated_database(pg_admin_url, template_database, "crash") as clone:
+        yield clone
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,6 @@ import time
 import uuid
 import zlib
 from collections import deque
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -260,30 +259,6 @@ def created_at(path: Path) -> float | None:
     """When the journal was created (its name's timestamp), in seconds since the epoch."""
     head = path.name.split("-", 1)[0]
     return int(head) / 1e9 if head.isdigit() else None
-
-
-@contextlib.contextmanager
-def claimed(path: Path, *, exclusive: bool = True) -> Iterator[int | None]:
-    """An open descriptor of ``path`` if no live process holds it (its lock taken for the
-    block), else None. None too if the file went away or was replaced meanwhile."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
-        yield None
-        return
-    try:
-        try:
-            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        try:
-            same = path.stat().st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            same = False
-        yield fd if same else None
-    finally:
-        os.close(fd)
 
 
 def is_live(path: Path) -> bool | None:

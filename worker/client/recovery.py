@@ -35,12 +35,11 @@ from worker.client.journal import (
     HEADER,
     SET,
     JournalRead,
-    claimed,
     journal_paths,
     read_records,
 )
 from worker.client.spool import Send, Spool
-from worker.durable import fsync_dir
+from worker.durable import claimed, fsync_dir
 from worker.errors import BrokerUnavailable
 
 logger = logging.getLogger("callstore.recovery")
