@@ -214,16 +214,20 @@ async def _drive(
         if delay > 0:
             await asyncio.sleep(delay)
         async with semaphore:
+            # A malformed payload stands for another producer's: it has no recorder whose
+            # journal would bring the call back (as an interrupted call) once dropped.
+            malformed_call = rng.random() < config.malformed_ratio
             recorder = simulate_call(
                 random.Random(rng.getrandbits(48)),
                 start=start + timedelta(seconds=index),
                 shape=config.shape,
                 settings=settings,
                 publisher=keeping,
+                journal=not malformed_call,
             )
             recorder.update_status("ended")
             body = recorder.build_payload()
-            if rng.random() < config.malformed_ratio:
+            if malformed_call:
                 bad = _malform(body, rng)
                 malformed.append(bad)
                 await asyncio.to_thread(_send_or_spool, publisher, settings, bad)

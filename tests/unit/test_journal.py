@@ -100,6 +100,18 @@ def test_a_live_recorders_journal_is_locked_and_never_taken(settings: Settings) 
     assert journal.path.exists()
 
 
+def test_a_new_call_is_on_disk_at_once_not_a_flush_interval_later(settings: Settings) -> None:
+    """A process that dies right after starting a call still leaves the call behind."""
+    slow = settings.model_copy(update={"journal_flush_seconds": 60})
+    rec = _recorder(slow)
+    (path,) = wait_until(
+        lambda: journal_paths(slow.spool_dir), timeout=10, what="the new call's journal"
+    )
+    (header,) = read_records(path.read_bytes()).records
+    assert header["t"] == "call" and header["f"]["call_id"] == str(rec.call_id)
+    assert list_journals(slow.spool_dir)[0].live
+
+
 def test_a_dropped_recorders_journal_is_recovered_as_interrupted(settings: Settings) -> None:
     rec = _recorder(settings)
     _record_call(rec)

@@ -1,9 +1,12 @@
 """The process's keeper thread: writes the call journals and ticks the live recorders.
 
-One daemon thread per process. Every tick (the shortest ``CALLSTORE_JOURNAL_FLUSH_SECONDS`` of
-the journals it keeps) it flushes each journal (``worker.client.journal``) and calls each live
-recorder's ``tick`` (which decides on a checkpoint and hands it to its own executor, so a slow
-broker never delays a flush). It sleeps when there is nothing to keep.
+One daemon thread per process. A new journal is written at once (its file created, locked and
+holding the call's identity within milliseconds of the recorder's construction, so a process
+that dies at any moment after that leaves the call behind). Then every tick (the shortest
+``CALLSTORE_JOURNAL_FLUSH_SECONDS`` of the journals it keeps) it flushes each journal
+(``worker.client.journal``) and calls each live recorder's ``tick`` (which decides on a
+checkpoint and hands it to its own executor, so a slow broker never delays a flush). It sleeps
+when there is nothing to keep.
 
 A forked child drops the journals it inherited (their descriptors would keep the parent's
 locks alive after the parent died); at a normal interpreter exit what is pending is written.
@@ -33,6 +36,8 @@ class Keeper:
     def __init__(self) -> None:
         self._condition = threading.Condition()
         self._journals: set[Journal] = set()
+        #: Journals kept since the last pass, written before the next tick.
+        self._fresh: list[Journal] = []
         self._tickers: list[weakref.WeakMethod[Ticker]] = []
         self._thread: threading.Thread | None = None
 
@@ -42,6 +47,7 @@ class Keeper:
         with self._condition:
             if journal is not None:
                 self._journals.add(journal)
+                self._fresh.append(journal)
             if ticker is not None:
                 self._tickers.append(weakref.WeakMethod(ticker))
             if self._thread is None:
@@ -61,13 +67,18 @@ class Keeper:
                 while not self._journals and not self._tickers:
                     self._condition.wait()
                     next_tick = time.monotonic()
-                interval = self._interval()
-                delay = next_tick - time.monotonic()
-                if delay > 0:
-                    self._condition.wait(delay)
-                    continue  # woken early (a journal added): recompute with it
-                journals = list(self._journals)
-                tickers = list(self._tickers)
+                fresh, self._fresh = self._fresh, []
+                if not fresh:
+                    delay = next_tick - time.monotonic()
+                    if delay > 0:
+                        self._condition.wait(delay)
+                        continue  # woken early (a journal added): write it, then wait again
+                    interval = self._interval()
+                    journals = list(self._journals)
+                    tickers = list(self._tickers)
+            if fresh:
+                self.flush(fresh)
+                continue
             next_tick = time.monotonic() + interval
             self.flush(journals)
             self._tick(tickers)
@@ -110,6 +121,7 @@ class Keeper:
             journal.forget_after_fork()
         self._condition = threading.Condition()
         self._journals = set()
+        self._fresh = []
         self._tickers = []
         self._thread = None
 
