@@ -65,8 +65,7 @@ def crash_one(
         if time.monotonic() > deadline or not process.alive():
             process.stop()
             raise RuntimeError(
-                f"runtime {name} never recorded {entries} entries per call: "
-                f"{process.log()[-2000:]}"
+                f"runtime {name} never recorded {entries} entries per call: {process.log()[-2000:]}"
             )
         time.sleep(0.02)
     killed_at = time.time()
