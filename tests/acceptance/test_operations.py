@@ -203,7 +203,7 @@ def test_flower_needs_credentials_and_lists_the_finalize_tasks_of_a_real_run(
     assert http_get(system.flower_url + "/tasks", auth=(USER, PASSWORD))[0] == 200
 
     recorders = _send_calls(system.settings, range(700, 703))
-    shown = {f"<call {r.call_id} revision 1>" for r in recorders}
+    shown = {f"<call {r.call_id} revision {r.revision}>" for r in recorders}
 
     def listed() -> set[str]:
         tasks = _finalize_tasks(system).values()

@@ -72,6 +72,7 @@ def test_a_revision_is_the_wall_clock_in_microseconds_and_always_grows() -> None
     revisions = [rec.build_payload()["revision"] for _ in range(50)]
     assert before <= revisions[0] <= time.time_ns() // 1000
     assert revisions == sorted(set(revisions))
+    assert rec.revision == revisions[-1]
 
 
 def test_the_later_of_two_recorders_for_one_call_has_the_higher_revision() -> None:

@@ -678,6 +678,11 @@ class CallRecorder:
             self._checkpointing = False
 
     @property
+    def revision(self) -> int:
+        """The revision of the last payload built (finalized or checkpointed); 0 before any."""
+        return self._revision
+
+    @property
     def checkpoints(self) -> int:
         """Checkpoints handed off so far."""
         return 0 if self._plan is None else self._plan.count
