@@ -1,6 +1,8 @@
 # syntax=docker/dockerfile:1
 # The one image of every callstore service (docker-compose.yml): the project and its locked
-# runtime dependencies, installed by uv from uv.lock, run as an unprivileged user.
+# dependencies with the workers' extras (`worker`: PostgreSQL, migrations, Flower, metrics;
+# `azure`: the legacy migration), installed by uv from uv.lock, run as an unprivileged user.
+# The embedded servers (`embedded`) stay out: compose runs PostgreSQL and Redis themselves.
 
 ARG PYTHON_VERSION=3.11
 ARG UV_VERSION=0.13.9
@@ -17,10 +19,10 @@ WORKDIR /app
 # Dependencies first, from the lock alone: this layer is rebuilt only when uv.lock changes.
 COPY pyproject.toml uv.lock README.md ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-install-project
+    uv sync --frozen --no-dev --extra worker --extra azure --no-install-project
 COPY . .
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev
+    uv sync --frozen --no-dev --extra worker --extra azure
 
 FROM python:${PYTHON_VERSION}-slim
 RUN useradd --system --uid 10001 --user-group --home-dir /app --shell /usr/sbin/nologin callstore \

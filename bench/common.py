@@ -82,7 +82,11 @@ def standard_payloads(count: int, *, seed: int) -> list[dict[str, Any]]:
     payloads = []
     for _ in range(count):
         rec = simulate_call(
-            random.Random(rng.getrandbits(48)), start=start, shape=CallShape(), announce=False
+            random.Random(rng.getrandbits(48)),
+            start=start,
+            shape=CallShape(),
+            announce=False,
+            journal=False,
         )
         rec.update_status("ended")
         payloads.append(rec.build_payload())

@@ -82,6 +82,7 @@ def make_payloads(count: int, *, seed: int = 7) -> list[CallPayload]:
             random.Random(rng.getrandbits(48)),
             start=start + timedelta(minutes=rng.randint(0, 600)),
             announce=False,
+            journal=False,
         )
         recorder.update_status("ended")
         payloads.append(CallPayload.model_validate(recorder.build_payload()))

@@ -1,7 +1,8 @@
 """Rendering benchmark figures as docs/benchmarks.md, and the optional sections of other areas.
 
-Sections owned by other parts of the system (retention, migration, consistency, soak) register
-here by module name; a section whose module is absent is skipped.
+Sections owned by other parts of the system (retention, migration, consistency, the runtime's
+recording and checkpoints, the client install) register here by module name; a section whose
+module is absent is skipped.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ OPTIONAL = (
     ("migration", "Azure migration", "bench.migration"),
     ("consistency", "consistency check", "bench.consistency"),
     ("fulltext", "full-text search", "bench.fulltext"),
+    ("recording", "recording and checkpoints", "bench.recording"),
+    ("client_install", "client install", "bench.client_install"),
 )
 
 

@@ -93,7 +93,9 @@ def _settings(url: str) -> Settings:
 
 
 def _payload(seed: int, start: datetime) -> dict[str, Any]:
-    recorder = simulate_call(random.Random(seed), start=start, shape=SHAPE, announce=False)
+    recorder = simulate_call(
+        random.Random(seed), start=start, shape=SHAPE, announce=False, journal=False
+    )
     recorder.update_status("ended")
     body: dict[str, Any] = recorder.build_payload()
     return body

@@ -7,9 +7,11 @@ PostgreSQL restarted, PostgreSQL read-only for a while (a standby after a failov
 restarted (calls finalized meanwhile go to the spool), a share of payloads delivered twice, a
 burst of calls whose first delivery is sent twice at the same moment, 1% malformed payloads, a
 poison message (a payload nested 600 levels deep, sent by a producer of its own) in the middle
-of the flow, and a maintenance run. At the end every call is checked one by one: a valid call
-must be in ``calls`` exactly once with exactly its child rows, a malformed one and the poison
-message in ``failed_payloads``, and nothing else may be there.
+of the flow, a maintenance run, and runtime processes SIGKILLed mid-call (``bench.soak_crashes``:
+5% of the calls). At the end every call is checked one by one: a valid call must be in ``calls``
+exactly once with exactly its child rows, a malformed one and the poison message in
+``failed_payloads``, a crashed one stored once as ``interrupted`` with the prefix its runtime
+recorded, and nothing else may be there.
 
 A short mode (``run(SoakConfig.short())``) runs in the test suite.
 """
@@ -33,8 +35,11 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import soak_crashes
 from bench.common import BenchStack, bench_stack, percentile
 from models.payload import QUEUE, TASK_NAME
+from worker.client.delivery import publisher_send
+from worker.client.drain import drain
 from worker.client.publisher import Publisher
 from worker.client.spool import Spool
 from worker.dev import processes, stack
@@ -53,6 +58,11 @@ class SoakConfig:
     concurrency: int = 8
     malformed_ratio: float = 0.01
     duplicate_ratio: float = 0.05
+    #: Share of the calls made by runtime processes SIGKILLed mid-call, a few calls each.
+    crash_ratio: float = 0.05
+    calls_per_crashed_runtime: int = 5
+    #: The runtimes' journal flush interval (CALLSTORE_JOURNAL_FLUSH_SECONDS).
+    journal_flush_seconds: float = 0.25
     kill_every_seconds: float = 6.0
     postgres_restart_at: float = 0.3
     read_only_at: float = 0.4
@@ -83,6 +93,8 @@ class SoakConfig:
             concurrent_duplicates=6,
             settle_timeout=180.0,
             shape=CallShape(4, 12),
+            crash_ratio=0.05,
+            calls_per_crashed_runtime=3,
         )
 
 
@@ -115,6 +127,13 @@ class SoakResult:
     e2e_p99_ms: float = 0.0
     duration_s: float = 0.0
     worker_kills: int = 0
+    #: Runtime processes SIGKILLed mid-call, and what became of their calls.
+    runtime_kills: int = 0
+    crashed_calls: int = 0
+    interrupted_recovered: int = 0
+    interrupted_wrong: int = 0
+    crashed_entries_recorded: int = 0
+    crashed_entries_stored: int = 0
     faults: list[FaultRecord] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -180,6 +199,7 @@ def _poison() -> dict[str, Any]:
         start=datetime.now(UTC) - timedelta(minutes=5),
         shape=CallShape(4, 6),
         announce=False,
+        journal=False,
     )
     recorder.update_status("ended")
     body: dict[str, Any] = recorder.build_payload()
@@ -194,6 +214,20 @@ def _poison() -> dict[str, Any]:
     return body
 
 
+class KeepingPublisher(Publisher):
+    """The recorders' publisher, keeping the last payload it was given per call: a duplicate
+    delivery is then the very payload the recorder handed off, revision and all."""
+
+    def __init__(self, settings: Settings) -> None:
+        super().__init__(settings)
+        self.last: dict[str, dict[str, Any]] = {}
+
+    def send(self, task_name: str, *, args: list[Any], **options: Any) -> str:
+        if task_name == TASK_NAME and args and isinstance(args[0], dict):
+            self.last[str(args[0].get("call_id"))] = args[0]
+        return super().send(task_name, args=args, **options)
+
+
 async def _drive(
     config: SoakConfig,
     settings: Settings,
@@ -201,6 +235,7 @@ async def _drive(
     supervisor: Supervisor,
     result: SoakResult,
     poison: dict[str, Any],
+    crashes: list[soak_crashes.Crash],
 ) -> tuple[dict[uuid.UUID, dict[str, Any]], dict[uuid.UUID, float], list[dict[str, Any]]]:
     rng = random.Random(config.seed)
     # Every simulated call ends in the past of the workers' clock, however long the run.
@@ -213,6 +248,7 @@ async def _drive(
     handed: dict[uuid.UUID, float] = {}
     malformed: list[dict[str, Any]] = []
     publisher = Publisher(settings)
+    keeping = KeepingPublisher(settings)
     semaphore = asyncio.Semaphore(config.concurrency)
     progress = {"done": 0}
     stop = threading.Event()
@@ -224,16 +260,20 @@ async def _drive(
         if delay > 0:
             await asyncio.sleep(delay)
         async with semaphore:
+            # A malformed payload stands for another producer's: it has no recorder whose
+            # journal would bring the call back (as an interrupted call) once dropped.
+            malformed_call = rng.random() < config.malformed_ratio
             recorder = simulate_call(
                 random.Random(rng.getrandbits(48)),
                 start=start + timedelta(seconds=index),
                 shape=config.shape,
                 settings=settings,
+                publisher=keeping,
+                journal=not malformed_call,
             )
             recorder.update_status("ended")
             body = recorder.build_payload()
-            recorder._revision -= 1  # finalize_and_write builds the same revision again
-            if rng.random() < config.malformed_ratio:
+            if malformed_call:
                 bad = _malform(body, rng)
                 malformed.append(bad)
                 await asyncio.to_thread(_send_or_spool, publisher, settings, bad)
@@ -252,7 +292,8 @@ async def _drive(
                     result.spooled_by_recorder += 1
                 if rng.random() < config.duplicate_ratio:
                     result.duplicates_sent += 1
-                    await asyncio.to_thread(_send_or_spool, publisher, settings, body)
+                    sent = keeping.last.get(str(recorder.call_id), body)  # the very same payload
+                    await asyncio.to_thread(_send_or_spool, publisher, settings, sent)
             progress["done"] += 1
 
     async def faults() -> None:
@@ -282,13 +323,37 @@ async def _drive(
             if not stop.is_set():
                 await asyncio.to_thread(supervisor.kill_one, rng)
 
+    async def runtime_crashes() -> None:
+        runtimes = round(config.calls * config.crash_ratio / config.calls_per_crashed_runtime)
+        crash_rng = random.Random(config.seed + 1)
+        for n in range(runtimes):
+            while progress["done"] < (n + 0.5) / runtimes * config.calls and not stop.is_set():
+                await asyncio.sleep(0.05)
+            crashes.append(
+                await asyncio.to_thread(
+                    soak_crashes.crash_one,
+                    crash_settings,
+                    log_dir,
+                    f"runtime-{n + 1}",
+                    calls=config.calls_per_crashed_runtime,
+                    rng=crash_rng,
+                )
+            )
+
+    crash_settings = settings.model_copy(
+        update={"journal_flush_seconds": config.journal_flush_seconds}
+    )
+    log_dir = bench.paths.data_dir / "logs"
     fault_task = asyncio.create_task(faults())
     killer_task = asyncio.create_task(killer())
+    crash_task = asyncio.create_task(runtime_crashes())
     await asyncio.gather(*(one(i) for i in range(config.calls)))
     await fault_task
+    await crash_task
     stop.set()
     killer_task.cancel()
     publisher.close()
+    keeping.close()
     return valid, handed, malformed
 
 
@@ -382,6 +447,14 @@ def _check(
     return found, dead_ids
 
 
+def _stored_count(url: str, call_ids: set[str]) -> int:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM calls WHERE call_id = ANY(%s)", (list(call_ids),)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
     started = time.time()
     with bench_stack() as bench:
@@ -399,18 +472,18 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
         supervisor = Supervisor(settings, config.workers, log_dir)
         malformed_count = 0
         result = SoakResult(calls=config.calls, valid=0, malformed=0, duplicates_sent=0)
+        crashes: list[soak_crashes.Crash] = []
         try:
             log(f"soak: {config.calls} calls, {config.workers} workers")
             valid, handed, malformed = asyncio.run(
-                _drive(config, settings, bench, supervisor, result, poison)
+                _drive(config, settings, bench, supervisor, result, poison, crashes)
             )
             malformed_count = len(malformed)
-            log("soak: all calls handed off; flushing the spool and settling")
+            log("soak: all calls handed off; recovering journals, flushing the spool, settling")
             flush_publisher = Publisher(settings)
-            Spool(settings.spool_dir).flush(
-                lambda t, q, a: flush_publisher.send(t, args=a, queue=q)
-            )
+            drain(settings, send=publisher_send(flush_publisher))  # as `callstore spool flush`
             flush_publisher.close()
+            crashed = {c for crash in crashes for c in crash.recorded.call_ids}
             deadline = time.monotonic() + config.settle_timeout
             while True:
                 found, dead_ids = _check(url, valid, malformed)
@@ -421,6 +494,7 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
                         str(b.get("call_id", "")) in dead_ids or "call_id" not in b
                         for b in malformed
                     )
+                    and _stored_count(url, crashed) == len(crashed)
                 )
                 if settled or time.monotonic() > deadline:
                     break
@@ -428,6 +502,9 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
             kills = supervisor.kills
         finally:
             supervisor.stop()
+        crash_check = soak_crashes.check(
+            url, crashes, flush_seconds=config.journal_flush_seconds, log=log
+        )
         with psycopg.connect(url, autocommit=True) as conn:
             conflicts = conn.execute("SELECT count(*) FROM call_conflicts").fetchone()
             result.revision_conflicts = int(conflicts[0]) if conflicts else 0
@@ -441,6 +518,13 @@ def run(config: SoakConfig, *, log: Any = print) -> SoakResult:
     result.valid = len(valid)
     result.malformed = malformed_count
     result.worker_kills = kills
+    result.runtime_kills = len(crashes)
+    result.crashed_calls = crash_check.calls
+    result.interrupted_recovered = crash_check.recovered
+    result.interrupted_wrong = crash_check.wrong
+    result.crashed_entries_recorded = crash_check.entries_recorded
+    result.crashed_entries_stored = crash_check.entries_stored
+    result.lost += crash_check.lost
     result.persisted = len(found)
     for call_id, body in valid.items():
         counts = found.get(call_id)
@@ -485,7 +569,13 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(figures, indent=2, default=str))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
-    return 0 if result.lost == 0 and result.duplicated == 0 and result.poison_dead_lettered else 1
+    clean = (
+        result.lost == 0
+        and result.duplicated == 0
+        and result.interrupted_wrong == 0
+        and result.poison_dead_lettered
+    )
+    return 0 if clean else 1
 
 
 if __name__ == "__main__":

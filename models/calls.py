@@ -166,6 +166,8 @@ class Call(Timestamped, table=True):
     duration_seconds: int | None = None
     initial_node: str | None = Field(default=None, max_length=255)
     final_node: str | None = Field(default=None, max_length=255)
+    #: Characters of the call's text the runtime stored as U+FFFD (NUL, lone surrogates).
+    replaced_characters: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
 
     source: str = Field(
         default=CallSource.RUNTIME.value,
@@ -338,6 +340,11 @@ class CallRagChunk(Created, table=True):
         default=None, sa_column=Column("embedding", Vector(EMBEDDING_DIMENSIONS))
     )
     embedding_model: str | None = Field(default=None, max_length=100)
+    #: Keys of the runtime's chunk dict that the payload contract does not name, kept by name.
+    extra: dict[str, Any] = Field(
+        default_factory=dict,
+        sa_column=Column("metadata", JSONB, nullable=False, server_default=text("'{}'::jsonb")),
+    )
 
 
 class CallExtractedVariables(Created, table=True):

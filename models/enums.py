@@ -31,9 +31,15 @@ class MetricType(StrEnum):
 
 
 class CallStatus(StrEnum):
+    """Where a call stands. ``in_progress``: still running (a checkpoint of a live call);
+    ``ended`` and ``error``: finalized by its runtime; ``interrupted``: its runtime process died
+    mid-call and the call was recovered from the runtime's journal (what was recorded up to then).
+    """
+
     IN_PROGRESS = "in_progress"
     ENDED = "ended"
     ERROR = "error"
+    INTERRUPTED = "interrupted"
 
 
 class Direction(StrEnum):

@@ -58,10 +58,11 @@ MAX_TIME_METRIC_SECONDS = 86_400.0
 #: Dimensions of a chunk embedding (``call_rag_chunks.embedding``; the platform's model, seed 003).
 EMBEDDING_DIMENSIONS = 1536
 MAX_COUNT_METRIC = 1_000_000_000.0
-
-#: How deep a JSON-valued field (a tool's request or response, an event's data, an analysis)
-#: may nest. Every decoder, encoder and pickler on the way recurses over a payload; this bound
-#: keeps all of them far from a recursion limit. The call site checks it too.
+#: Deepest nesting of a JSON-valued field (a tool's request or response, an event's data, ...),
+#: counted in arrays and objects: ``1`` is 0 levels deep, ``{"a": [1]}`` 2. Deeper values are
+#: refused, by the runtime at the call site and by the worker, before anything recurses over them:
+#: every decoder, encoder and pickler on the way recurses over a payload, and this bound keeps all
+#: of them far from a recursion limit.
 MAX_JSON_DEPTH = 64
 
 _INT32_MAX = 2**31 - 1
@@ -189,6 +190,9 @@ class RagChunk(_Entry):
         | None
     ) = None
     embedding_model: Str100 | None = None
+    #: Keys of the chunk dict the contract does not name (``page_number``, a retriever's own
+    #: ``metadata``, ...), kept by name rather than refused: real retrieval pipelines add them.
+    metadata: dict[str, JsonValue] = Field(default_factory=dict)
 
 
 class RagRetrievalEntry(_Entry):
@@ -270,8 +274,11 @@ TIMELINE_FIELDS: tuple[str, ...] = (
 class CallPayload(BaseModel):
     """Everything the runtime buffered about one call, as handed to ``calls.finalize``.
 
-    ``revision`` counts the finalizations of the same call: a payload replaces what is stored
-    only when its revision is higher, which makes redelivery and late arrivals harmless.
+    ``revision`` orders the payloads of the same call: a payload replaces what is stored only
+    when its revision is higher, which makes redelivery and late arrivals harmless. The runtime
+    stamps it with the wall clock in microseconds since the Unix epoch when it builds the
+    payload, so the later of two finalizes wins across processes and restarts; a checkpoint
+    (``status`` ``in_progress``) is replaced by the next one and by the final payload.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
@@ -298,6 +305,9 @@ class CallPayload(BaseModel):
     finalized_at: AwareDatetime
     initial_node: Str255 | None = None
     final_node: Str255 | None = None
+    #: Characters of the call's text the runtime stored as U+FFFD: NUL characters (PostgreSQL
+    #: cannot store them) and lone UTF-16 surrogates (a split emoji from a streaming STT or LLM).
+    replaced_characters: Int32 = 0
 
     messages: list[MessageEntry] = Field(default_factory=list)
     transitions: list[TransitionEntry] = Field(default_factory=list)

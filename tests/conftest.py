@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -100,12 +101,19 @@ def empty_database(pg_admin_url: str) -> Iterator[Database]:
     stack.drop_database(pg_admin_url, name)
 
 
+@contextmanager
+def migrated_database(admin_url: str, template: str, prefix: str = "test") -> Iterator[Database]:
+    """A clone of the migrated template, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    url = stack.create_database(admin_url, name, template=template)
+    yield Database(name=name, url=url, admin_url=admin_url)
+    stack.drop_database(admin_url, name)
+
+
 @pytest.fixture
 def database(pg_admin_url: str, template_database: str) -> Iterator[Database]:
-    name = f"test_{uuid.uuid4().hex[:12]}"
-    url = stack.create_database(pg_admin_url, name, template=template_database)
-    yield Database(name=name, url=url, admin_url=pg_admin_url)
-    stack.drop_database(pg_admin_url, name)
+    with migrated_database(pg_admin_url, template_database) as clone:
+        yield clone
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,14 @@ test exercises realistic calls; ``payload(**overrides)`` changes any top-level f
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from worker.dev.simulate import CallShape, simulate_call
+from worker.errors import BrokerUnavailable
 from worker.settings import Settings
 
 DEFAULT_START = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
@@ -40,14 +42,17 @@ def recorder(
 ) -> Any:
     """A realistic recorded call (``worker.client.recorder.CallRecorder``), not yet finalized.
 
-    It announces its start only when asked (``announce=True``): most tests have no broker.
+    It announces its start and keeps a journal only when asked (``announce=True``,
+    ``journal=True``): most tests have no broker, and use the recorder to make payloads.
     """
     options.setdefault("announce", False)
+    options.setdefault("journal", False)
     return simulate_call(random.Random(seed), start=start, shape=shape or CallShape(), **options)
 
 
 def payload(seed: int = 1, *, start: datetime = DEFAULT_START, **overrides: Any) -> dict[str, Any]:
-    """A valid ``calls.finalize`` payload (revision 1, status ended) with ``overrides`` applied."""
+    """A valid ``calls.finalize`` payload (status ended, revision the wall clock in
+    microseconds) with ``overrides`` applied."""
     rec = recorder(seed, start=start)
     rec.update_status("ended")
     body: dict[str, Any] = rec.build_payload()
@@ -64,3 +69,24 @@ def small_payload(
     body: dict[str, Any] = rec.build_payload()
     body.update(overrides)
     return body
+
+
+def spooled_payload(path: Path) -> dict[str, Any]:
+    """The call payload a spool file holds."""
+    payload: dict[str, Any] = json.loads(path.read_bytes())["args"][0]
+    return payload
+
+
+class SentMessages:
+    """A ``send(task, queue, args)`` (what the spool and ``drain`` take) that keeps what it was
+    given; it raises ``BrokerUnavailable`` once ``fail_after`` messages were sent."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.sent: list[tuple[str, str, list[Any]]] = []
+        self.fail_after = fail_after
+
+    def __call__(self, task: str, queue: str, args: list[Any]) -> str:
+        if self.fail_after is not None and len(self.sent) >= self.fail_after:
+            raise BrokerUnavailable("broker down")
+        self.sent.append((task, queue, args))
+        return f"task-{len(self.sent)}"

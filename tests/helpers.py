@@ -29,6 +29,7 @@ from worker.cli import app as cli_app
 from worker.client.publisher import Publisher
 from worker.db import raw_connection, session_scope
 from worker.dev import processes
+from worker.dev.processes import BIN
 from worker.dev.processes import CELERY as CELERY
 from worker.dev.processes import PROJECT_ROOT as PROJECT_ROOT
 from worker.dev.processes import settings_env as settings_env
@@ -44,6 +45,9 @@ from worker.maintenance.partitions import (
 from worker.settings import Settings
 
 T = TypeVar("T")
+
+#: The ``callstore`` console script of this environment.
+CALLSTORE = BIN / "callstore"
 
 
 def wait_until(

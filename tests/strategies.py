@@ -1,5 +1,5 @@
-"""Hypothesis strategies for payload tests: arbitrary JSON, payloads broken on purpose, and
-conversations in any script."""
+"""Hypothesis strategies for payload tests: arbitrary JSON, payloads broken on purpose,
+conversations in any script, and sequences of recording calls a runtime might make."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from models.enums import MessageRole
+from models.enums import CallStatus, MessageRole, values
 from models.payload import MAX_CALL_SPAN, MAX_CLOCK_SKEW
 from tests import factories
+from worker.errors import InvalidRecording
 
 json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text()
 json_values = st.recursive(
@@ -24,7 +25,7 @@ json_values = st.recursive(
 
 REQUIRED = ("call_id", "tenant_id", "agent_id", "status", "started_at", "finalized_at")
 not_uuid = st.text(max_size=20).filter(lambda s: len(s.replace("-", "")) != 32)
-not_status = st.text(max_size=12).filter(lambda s: s not in ("in_progress", "ended", "error"))
+not_status = st.text(max_size=12).filter(lambda s: s not in values(CallStatus))
 
 
 def _set(path: list[Any], value: Any) -> Any:
@@ -148,3 +149,162 @@ def message_entries(draw: st.DrawFn, *, start: Any = factories.DEFAULT_START) ->
         "turn_number": draw(st.none() | st.integers(0, 2**31 - 1)),
         "was_interrupted": draw(st.booleans()),
     }
+
+
+# -- recording calls as a runtime makes them, good and bad ----------------------------------------
+
+#: Any code point: NUL, lone surrogates (half of a split emoji), everything PostgreSQL refuses;
+#: and the two halves of an emoji one after the other.
+wild_text = st.lists(
+    st.characters(exclude_categories=()) | st.sampled_from(["\x00", "\ud83d", "\ude00"]),
+    max_size=12,
+).map("".join)
+wild_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.integers(0, 9).flatmap(lambda n: st.just(10**400) if n == 0 else st.just(2**70))
+    | st.floats()
+    | wild_text
+)
+wild_json = st.recursive(
+    wild_scalars,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.tuples(children, children)
+        | st.dictionaries(wild_text | st.integers() | st.none(), children, max_size=3)
+    ),
+    max_leaves=10,
+)
+
+
+def _nested(levels: int) -> Any:
+    value: Any = "deep"
+    for _ in range(levels):
+        value = {"k": value} if levels % 2 else [value]
+    return value
+
+
+def mostly(good: st.SearchStrategy[Any], bad: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    """``good`` nine times in ten: a call sequence fails on a bad argument now and then, and
+    most of what it records is accepted."""
+    return st.integers(0, 9).flatmap(lambda n: bad if n == 0 else good)
+
+
+json_argument = mostly(wild_json, st.integers(60, 70).map(_nested))
+maybe_text = mostly(st.none() | wild_text, st.sampled_from(["n" * 256, "c" * 501, 7]))
+turn = mostly(st.none() | st.integers(0, 500), st.integers(-2, 2**31 + 1) | st.just(2.5))
+number = mostly(
+    st.floats(0, 100) | st.integers(0, 1000),
+    st.floats() | st.integers(-10, 2 * 10**9) | st.sampled_from([1e8, 86_401.0, "1"]),
+)
+
+
+@st.composite
+def chunks(draw: st.DrawFn) -> dict[Any, Any]:
+    chunk: dict[Any, Any] = {
+        "chunk_id": draw(
+            mostly(st.integers(0, 10**6) | st.just("12"), st.integers(-1, 2**64) | st.just("a"))
+        ),
+        "content": draw(wild_text),
+        "score": draw(mostly(st.floats(0, 1) | st.just(1), st.floats(-0.5, 1.5))),
+    }
+    if draw(st.integers(0, 9)) == 0:
+        del chunk[draw(st.sampled_from(["chunk_id", "content", "score"]))]
+    chunk.update(draw(st.dictionaries(wild_text, wild_json, max_size=3)))  # extra keys
+    optional = {
+        "document_id": mostly(st.integers(0, 10**9), st.integers(-1, 2**64)),
+        "filename": maybe_text,
+        "chunk_index": turn,
+        "token_count": turn,
+        "embedding_model": maybe_text,
+        "embedding": mostly(st.none() | st.just([0.5] * 1536), st.just([0.5] * 3)),
+    }
+    for key, strategy in optional.items():
+        if draw(st.booleans()):
+            chunk[key] = draw(strategy)
+    return chunk
+
+
+#: (method name or "setattr", positional arguments, keyword arguments)
+RecordingCall = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+def _call(name: str, *args: Any, **kwargs: Any) -> RecordingCall:
+    return (name, args, kwargs)
+
+
+recording_call = st.one_of(
+    st.builds(
+        _call, st.just("record_message"),
+        st.sampled_from(["user", "assistant", "system", "robot"]), wild_text,
+        node_id=maybe_text, turn_number=turn, was_interrupted=st.booleans(),
+    ),
+    st.builds(
+        _call, st.just("record_transition"),
+        from_node_id=maybe_text, to_node_id=maybe_text, reason=maybe_text, condition=maybe_text,
+        turn_number=turn, from_node_name=maybe_text, to_node_name=maybe_text,
+    ),
+    st.builds(
+        _call, st.just("record_metric"),
+        st.sampled_from(["llm_ttfb", "stt_delay", "llm_prompt_tokens", "tts_characters", "bogus"]),
+        number, processor=maybe_text, turn_number=turn, node_id=maybe_text,
+    ),
+    st.builds(
+        _call, st.just("record_rag_retrieval"), wild_text,
+        st.none() | st.dictionaries(wild_text, wild_json, max_size=3)
+        | st.fixed_dictionaries({"search_mode": st.sampled_from(["hybrid", "semantic", ""]),
+                                 "top_k": turn}),
+        st.none() | st.lists(chunks(), min_size=1, max_size=3),
+        processing_time_ms=st.none() | number, node_id=maybe_text, turn_number=turn,
+    ),
+    st.builds(
+        _call, st.just("record_variable_extraction"),
+        st.lists(wild_text | st.integers(), max_size=3) | wild_text,
+        st.dictionaries(wild_text, wild_json, max_size=3), st.booleans(),
+        processing_time_ms=st.none() | number, node_id=maybe_text, turn_number=turn,
+    ),
+    st.builds(
+        _call, st.just("record_user_interruption"), interrupted_at_turn=turn, node_id=maybe_text
+    ),
+    st.builds(
+        _call, st.just("record_tool_execution"), maybe_text,
+        request=json_argument, response=json_argument, success=st.none() | st.booleans(),
+        duration_ms=turn, node_id=maybe_text, turn_number=turn,
+    ),
+    st.builds(_call, st.just("record_event"), maybe_text, json_argument),
+    st.builds(
+        _call, st.just("set_analysis"),
+        sentiment=st.none() | st.sampled_from(["positive", "mixed", "ecstatic"]),
+        sentiment_score=st.none() | number, call_successful=st.none() | st.booleans(),
+        summary=maybe_text, topics=st.none() | st.lists(wild_text, max_size=3),
+        keywords_detected=st.none() | st.lists(wild_text, max_size=3), model=maybe_text,
+        analysis_data=st.none() | st.dictionaries(wild_text, wild_json, max_size=3),
+    ),
+    st.builds(_call, st.just("update_recording_info"), maybe_text, maybe_text),
+    st.builds(
+        _call, st.just("update_status"),
+        st.sampled_from(["in_progress", "ended", "error", "interrupted", "done"]), maybe_text,
+    ),
+    st.builds(
+        _call, st.just("setattr"),
+        st.sampled_from(["initial_node", "final_node", "agent_name", "recording_url"]),
+        maybe_text | st.integers(),
+    ),
+)  # fmt: skip
+recording_calls = st.lists(recording_call, max_size=12)
+
+
+def replay(recorder: Any, calls: list[RecordingCall]) -> int:
+    """Make ``calls`` on ``recorder`` as a runtime would; how many it refused (``InvalidRecording``,
+    the only error a recording call may raise for its input)."""
+    refused = 0
+    for name, args, kwargs in calls:
+        try:
+            if name == "setattr":
+                setattr(recorder, *args)
+            else:
+                getattr(recorder, name)(*args, **kwargs)
+        except InvalidRecording:
+            refused += 1
+    return refused

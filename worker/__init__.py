@@ -2,9 +2,11 @@
 
 Where things are
 ----------------
-* The runtime's client — what a voice runtime installs and imports: ``worker.client``
-  (``from worker.client import CallRecorder``). It buffers a call, hands it to Celery, and keeps
-  it on local disk (spool, outbox) while the broker cannot take it.
+* The runtime's client — what a voice runtime installs (``pip install callstore``, no extra) and
+  imports: ``worker.client`` (``from worker.client import CallRecorder``). It checks each record
+  against the contract, keeps the call in a journal on local disk while it runs (recovered as
+  ``interrupted`` if the process dies) and checkpoints it to the workers, hands it to Celery, and
+  keeps it on local disk (spool, outbox) while the broker cannot take it.
 * Where a call is validated: ``worker.calls.validation`` (against ``models.payload``, the
   contract). Where it is written: ``worker.calls.persist``, in the one transaction
   ``worker.calls.finalize`` opens; the task around it is ``tasks/calls.py``.

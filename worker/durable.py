@@ -1,4 +1,5 @@
-"""Writing a file so that after a crash it is either whole or absent.
+"""Writing a file so that after a crash it is either whole or absent; claiming one that several
+processes may want (``claimed``).
 
 The way databases write their logs: the bytes go to a temporary name next to the file
 (``.<name>.tmp``, hidden from anyone listing the directory for ``*.json`` or ``*.gz``), are
@@ -122,3 +123,31 @@ def write_atomically(path: Path, data: bytes, *, fsync: bool = True, mode: int =
     """Write ``data`` to ``path`` whole or not at all (see ``atomic_writer``)."""
     with atomic_writer(path, fsync=fsync, mode=mode) as handle:
         handle.write(data)
+
+
+@contextmanager
+def claimed(path: Path, *, exclusive: bool = True) -> Iterator[int | None]:
+    """An open, read-only descriptor of ``path`` with its ``flock`` taken for the block, or None
+    when another process holds the lock (or ``path`` went away or was replaced meanwhile).
+
+    How two flushers of a spool skip each other's files, and how a recovery never takes a live
+    process's journal: the kernel releases a lock when its process dies, however it dies.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        yield None
+        return
+    try:
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        try:
+            same = path.stat().st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        yield fd if same else None
+    finally:
+        os.close(fd)

@@ -27,6 +27,12 @@ class ConfigurationError(CallstoreError):
     its value (``worker.settings.describe_error``)."""
 
 
+class InvalidRecording(CallstoreError, ValueError):
+    """A recording method of ``CallRecorder`` was given an argument the payload contract refuses;
+    the message names the argument. Raised at the call site, so the runtime sees its mistake
+    where it makes it instead of a worker dead-lettering the whole call later."""
+
+
 class PermanentError(CallstoreError):
     """Retrying cannot succeed; the payload is dead-lettered."""
 

@@ -63,6 +63,12 @@ class ClientSettings(BaseSettings):
     outbox_redeliver_seconds: Annotated[float, Field(gt=0)] = 1800.0
     #: How long ``CallRecorder`` tries the broker before spooling the payload locally.
     publish_timeout_seconds: Annotated[float, Field(gt=0, le=60)] = 2.0
+    #: How often a call's journal is written to the spool directory: a runtime process that
+    #: dies loses at most this much of its calls in progress (worker/client/journal.py).
+    journal_flush_seconds: Annotated[float, Field(gt=0, le=60)] = 1.0
+    #: A call in progress is handed off as an ``in_progress`` revision at most this often, for
+    #: when the runtime's host itself is lost (0: never; worker/client/checkpoints.py).
+    checkpoint_seconds: Annotated[float, Field(ge=0, le=86_400)] = 60.0
 
     log_format: Literal["json", "console"] = "console"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -119,6 +125,9 @@ class Settings(ClientSettings):
     check_stuck_after_seconds: Annotated[int, Field(ge=60)] = 4 * 3600
     #: A call announced this long ago and never finalized means its runtime died mid-call.
     check_unfinalized_after_seconds: Annotated[int, Field(ge=60)] = 2 * 3600
+    #: A call whose last checkpoint (``in_progress``) was stored this long ago and that was
+    #: neither finalized nor recovered since: its runtime's host was lost.
+    check_stale_in_progress_seconds: Annotated[int, Field(ge=1)] = 3600
     #: A spool file this old means a finalized call is not reaching the broker.
     check_spool_age_seconds: Annotated[int, Field(ge=1)] = 600
 

@@ -1,4 +1,5 @@
-"""The runtime client works on a host that has only a broker: no database setting, no driver.
+"""The runtime client works on a host that has only a broker: no database setting, no driver,
+and, with the light install (``pip install callstore``), none of the worker side installed.
 
 A real process, from an empty directory (no .env, no stack.env), with no ``CALLSTORE_*``
 variable but the broker and the spool, records and finalizes a call against the real Redis.
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import redis
 
+from bench import client_install
 from worker.settings import ENV_PREFIX
 
 RUNTIME = """
@@ -62,3 +64,36 @@ def test_a_runtime_with_only_a_broker_hands_a_call_off_without_a_driver(
     headers = json.loads(messages[0])["headers"]
     assert headers["task"] == "calls.finalize"
     assert outcome["call_id"] in headers["argsrepr"]
+
+
+def test_the_light_install_records_hands_off_and_runs_the_spool_commands(
+    broker_url: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """``pip install callstore`` without extras, in a fresh virtualenv: a runtime there hands a
+    call off, ``callstore spool status`` works, and a worker-side command names its extra."""
+    light = client_install.install(tmp_path, client_install.build_wheel(tmp_path / "dist"))
+    assert [m for m in client_install.WORKER_SIDE if light.has(m)] == []
+    env = {k: v for k, v in os.environ.items() if not k.startswith(ENV_PREFIX)}
+    env.update(CALLSTORE_BROKER_URL=broker_url, CALLSTORE_SPOOL_DIR=str(tmp_path / "spool"))
+    workdir = tmp_path / "runtime"
+    workdir.mkdir()
+
+    def run(*command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command, cwd=workdir, env=env, capture_output=True, text=True, check=False, timeout=60
+        )
+
+    result = run(str(light.python), "-c", RUNTIME)
+    assert result.returncode == 0, result.stderr
+    outcome = json.loads(result.stdout.strip().splitlines()[-1])
+    assert (outcome["ok"], outcome["delivery"]) == (True, "enqueued")
+    assert redis_client.llen("calls") == 1
+
+    status = run(str(light.bin / "callstore"), "spool", "status")
+    assert status.returncode == 0, status.stderr
+    assert "0 call journal(s)" in " ".join(status.stdout.split())
+    check = run(str(light.bin / "callstore"), "check")
+    assert check.returncode == 2
+    assert "needs the worker extra: pip install 'callstore[worker]'" in " ".join(
+        check.stderr.split()
+    )

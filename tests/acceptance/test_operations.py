@@ -13,6 +13,8 @@ import json
 import signal
 import subprocess
 import sys
+import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,6 +43,7 @@ from tests.helpers import (
     wait_until,
 )
 from worker.calls.finalize import dead_letter
+from worker.client.journal import directory_of, encode_record
 from worker.client.publisher import Publisher
 from worker.client.spool import Spool
 from worker.db import build_engine
@@ -182,7 +185,7 @@ def test_flower_needs_credentials_and_lists_the_finalize_tasks_of_a_real_run(
     assert http_get(system.flower_url + "/tasks", auth=(USER, PASSWORD))[0] == 200
 
     recorders = _send_calls(system.settings, range(700, 703))
-    shown = {f"<call {r.call_id} revision 1>" for r in recorders}
+    shown = {f"<call {r.call_id} revision {r.revision}>" for r in recorders}
 
     def listed() -> set[str]:
         tasks = _finalize_tasks(system).values()
@@ -359,6 +362,11 @@ def test_the_metrics_endpoint_shows_live_values_and_the_canary_round_trip(
     # A spool of its own: the recorders of earlier tests in this process drain theirs.
     settings = settings.model_copy(update={"spool_dir": tmp_path / "metrics-spool"})
     Spool(settings.spool_dir).put(TASK_NAME, QUEUE, [{}], reason="test", key="spooled")
+    orphan = (
+        directory_of(settings.spool_dir) / f"{time.time_ns():020d}-{uuid.uuid4()}-0a1b2c3d.journal"
+    )
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(encode_record({"t": "call", "f": {}}))  # no live process holds it
     with exclusive_job(settings, JobName.ROTATE_PARTITIONS) as job:
         assert job is not None
     with psycopg.connect(system.database_url, autocommit=True) as conn:
@@ -411,6 +419,7 @@ def test_the_metrics_endpoint_shows_live_values_and_the_canary_round_trip(
     assert value("callstore_queue_depth", queue="calls") == 0
     assert value("callstore_dead_letter_payloads") >= 1
     assert value("callstore_spool_files") == 1
+    assert value("callstore_orphaned_journals") == 1
     assert 0 <= value("callstore_spool_oldest_age_seconds") < 120
     assert value("callstore_partition_horizon_months") == 3  # the template premakes 3 months
     assert 0 <= value("callstore_beat_job_last_success_age_seconds", job="rotate_partitions") < 120

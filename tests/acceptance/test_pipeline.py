@@ -64,7 +64,7 @@ def test_a_recorded_call_reaches_postgres_through_a_real_worker(
     rec = factories.recorder(21, settings=settings)
     assert asyncio.run(rec.finalize_and_write(status="ended")) is True
     wait_until(lambda: _persisted(database) == 1, timeout=30, what="the call to be persisted")
-    body = rec.build_payload()  # the same content (revision 2 only differs by number)
+    body = rec.build_payload()  # the same content (a later revision only differs by number)
     assert _scalar(database, "SELECT total_messages FROM calls") == len(body["messages"])
     assert "Task calls.finalize" in worker.log()
     assert rec.to_number not in worker.log(), "phone numbers must not reach the worker's log"

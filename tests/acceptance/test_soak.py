@@ -1,4 +1,5 @@
-"""The short soak: every fault once, on its own embedded stack, and nothing lost or doubled."""
+"""The short soak: every fault once, on its own embedded stack, and nothing lost or doubled; the
+calls of runtime processes killed mid-call are stored as interrupted with what they recorded."""
 
 from __future__ import annotations
 
@@ -19,3 +20,6 @@ def test_short_soak_loses_and_duplicates_nothing() -> None:
     }  # fmt: skip
     assert result.worker_kills >= 1 and result.duplicates_sent > 0
     assert result.concurrent_duplicates_sent > 0
+    assert result.runtime_kills >= 1 and result.crashed_calls > 0
+    assert result.interrupted_recovered == result.crashed_calls
+    assert result.interrupted_wrong == 0

@@ -12,7 +12,10 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from sqlalchemy import Engine
 
+from tests import factories
+from worker.calls.finalize import finalize_call
 from worker.client.spool import Spool
 from worker.consistency.runner import run_checks
 from worker.maintenance.partitions import add_months, month_start, partition_name
@@ -21,8 +24,10 @@ from worker.settings import Settings
 NOW = datetime.now(UTC)
 
 
-def _found(settings: Settings, **kwargs: Any) -> list[tuple[str, dict[str, Any]]]:
-    report = run_checks(settings, now=NOW, **kwargs)
+def _found(
+    settings: Settings, *, now_: datetime = NOW, **kwargs: Any
+) -> list[tuple[str, dict[str, Any]]]:
+    report = run_checks(settings, now=now_, **kwargs)
     return [(d.kind, d.keys) for d in report.discrepancies]
 
 
@@ -116,6 +121,38 @@ def test_stuck_and_never_finalized_calls_are_named(
     assert ("stuck_in_progress", stuck) in found
     assert ("never_finalized", lost) in found
     assert ("never_finalized", settled) not in found  # its call arrived: settled, not lost
+
+
+def test_a_checkpointed_call_is_stale_in_progress_not_never_finalized(
+    settings: Settings, engine: Engine, conn: psycopg.Connection[Any]
+) -> None:
+    """The runtime's host was lost after a checkpoint: the checkpoint is stored (and settles the
+    start announcement), so the call is reported as stale, with its last checkpoint's time."""
+    body = factories.small_payload(7, start=NOW - timedelta(minutes=10), status="in_progress")
+    body["ended_at"] = None
+    conn.execute(
+        "INSERT INTO call_announcements (call_id, started_at, announced_at) VALUES (%s, %s, %s)",
+        (body["call_id"], NOW - timedelta(minutes=10), NOW - timedelta(minutes=10)),
+    )
+    assert finalize_call(body, settings=settings, task_id="t", engine=engine).outcome.value == (
+        "persisted"
+    )
+    row = conn.execute(
+        "SELECT persisted_at FROM calls WHERE call_id = %s", (body["call_id"],)
+    ).fetchone()
+    assert row is not None
+    checkpointed_at = row[0]
+    age = settings.check_stale_in_progress_seconds
+
+    def found(now: datetime) -> list[tuple[str, dict[str, Any]]]:
+        return [
+            (k, v) for k, v in _found(settings, full=True, now_=now) if k != "missing_partition"
+        ]
+
+    assert found(checkpointed_at + timedelta(seconds=age - 60)) == []
+    ((kind, keys),) = found(checkpointed_at + timedelta(seconds=age + 60))
+    assert kind == "stale_in_progress" and keys["call_id"] == body["call_id"]
+    assert keys["last_checkpoint_at"] == checkpointed_at.isoformat()
 
 
 def test_incremental_runs_examine_only_what_changed(

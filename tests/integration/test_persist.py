@@ -183,13 +183,14 @@ def test_a_later_revision_replaces_and_an_older_one_changes_nothing(
         assert row is not None
         return row[0], row[1], row[2]
 
+    assert second["revision"] > first["revision"]
     finalize_call(first, settings=settings, task_id="1", engine=engine)
-    assert state() == (1, len(first["messages"]), "in_progress")
+    assert state() == (first["revision"], len(first["messages"]), "in_progress")
     finalize_call(second, settings=settings, task_id="2", engine=engine)
-    assert state() == (2, len(second["messages"]), "ended")
+    assert state() == (second["revision"], len(second["messages"]), "ended")
     late = finalize_call(first, settings=settings, task_id="3", engine=engine)
     assert late.outcome is FinalizeOutcome.UNCHANGED and state() == (
-        2,
+        second["revision"],
         len(second["messages"]),
         "ended",
     )

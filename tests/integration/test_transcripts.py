@@ -115,17 +115,20 @@ def test_a_later_revision_rewrites_the_transcript_only_when_it_changes(
     before = stored()
     assert before is not None and before[0] == len(first["messages"])
 
-    same = {**first, "revision": 2, "status": "ended"}
+    same = {**first, "revision": first["revision"] + 1, "status": "ended"}
     finalize_call(same, settings=settings, task_id="2", engine=engine)
     assert stored() == before  # the same messages: the row is not written again
 
     extra = {**first["messages"][0], "sequence": len(first["messages"]) + 1}
-    more = {**first, "revision": 3, "messages": [*first["messages"], extra]}
+    more = {**first, "revision": first["revision"] + 2, "messages": [*first["messages"], extra]}
     finalize_call(more, settings=settings, task_id="3", engine=engine)
     grown = stored()
     assert grown is not None and grown[0] == len(first["messages"]) + 1
 
     finalize_call(
-        {**first, "revision": 4, "messages": []}, settings=settings, task_id="4", engine=engine
+        {**first, "revision": first["revision"] + 3, "messages": []},
+        settings=settings,
+        task_id="4",
+        engine=engine,
     )
     assert stored() is None  # no message, no transcript

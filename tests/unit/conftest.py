@@ -5,7 +5,9 @@ a third-party validator reading a file, which needs no server."""
 from __future__ import annotations
 
 import importlib
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +28,16 @@ def celery_app(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         yield module
     finally:
         get_settings.cache_clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_spool_left_behind(tmp_path: Path) -> Iterator[None]:
+    """A spool a test leaves (a spooled call, an orphaned journal) keeps the recorder's
+    background drainer trying a broker that does not exist, every few seconds, for the rest of
+    the session: removing it lets the drainer stop, and keeps its retries (redis-py draws its
+    backoff jitter from ``random``) out of later hypothesis tests."""
+    yield
+    shutil.rmtree(tmp_path / "spool", ignore_errors=True)
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:

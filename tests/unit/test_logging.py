@@ -113,7 +113,7 @@ def test_scrub_removes_any_url_password_and_phone_number(password: str, digits: 
 def test_task_arguments_are_shown_by_identity_never_by_content() -> None:
     body = payload(6)
     shown = arguments_repr([body])
-    assert shown == f"<call {body['call_id']} revision 1>"
+    assert shown == f"<call {body['call_id']} revision {body['revision']}>"
     assert body["from_number"] not in shown
     assert arguments_repr([]) == "()"
     assert arguments_repr([2]) == "(2,)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,10 +27,16 @@ class StepClock:
         return self.now
 
 
-def _recorder(**options: Any) -> CallRecorder:
+def _recorder(*, call_id: uuid.UUID | None = None, **options: Any) -> CallRecorder:
     options.setdefault("announce", False)
+    options.setdefault("journal", False)
     return CallRecorder(
-        uuid.uuid4(), uuid.uuid4(), uuid.uuid4(), agent_name="Alex", direction="outbound", **options
+        call_id or uuid.uuid4(),
+        uuid.uuid4(),
+        uuid.uuid4(),
+        agent_name="Alex",
+        direction="outbound",
+        **options,
     )
 
 
@@ -55,14 +62,27 @@ def test_entries_are_stamped_by_the_injected_clock_and_numbered() -> None:
     assert body["rag_retrievals"][0]["chunks"][0]["chunk_rank"] == 1
     assert body["initial_node"] == "greeting" and body["final_node"] == "menu"
     payload, _ = validate_payload(body, max_bytes=1 << 20)
-    assert payload.revision == 1 and payload.ended_at is not None
+    assert payload.ended_at is not None
 
 
-def test_each_finalization_is_a_new_revision() -> None:
-    rec = _recorder()
-    assert rec.build_payload()["revision"] == 1
-    rec.record_message("user", "more")
-    assert rec.build_payload()["revision"] == 2
+def test_a_revision_is_the_wall_clock_in_microseconds_and_always_grows() -> None:
+    """Not the injectable clock (a simulated call is in 2026-01): the real time of the build."""
+    rec = _recorder(clock=StepClock())
+    before = time.time_ns() // 1000
+    revisions = [rec.build_payload()["revision"] for _ in range(50)]
+    assert before <= revisions[0] <= time.time_ns() // 1000
+    assert revisions == sorted(set(revisions))
+    assert rec.revision == revisions[-1]
+
+
+def test_the_later_of_two_recorders_for_one_call_has_the_higher_revision() -> None:
+    """A restarted runtime, or another component ending the call: the later finalize wins."""
+    call_id = uuid.uuid4()
+    first = _recorder(call_id=call_id)
+    second = _recorder(call_id=call_id)
+    early = first.build_payload()["revision"]
+    late = second.build_payload()["revision"]
+    assert late > early
 
 
 def test_bad_input_fails_at_the_call_site() -> None:

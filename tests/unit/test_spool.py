@@ -6,26 +6,11 @@ import fcntl
 import json
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.factories import SentMessages
 from worker.client.spool import CORRUPT_DIR, Spool
-from worker.errors import BrokerUnavailable
-
-
-class Recorder:
-    """A ``send`` that records what it was given; fails after ``fail_after`` sends."""
-
-    def __init__(self, fail_after: int | None = None) -> None:
-        self.sent: list[tuple[str, str, list[Any]]] = []
-        self.fail_after = fail_after
-
-    def __call__(self, task: str, queue: str, args: list[Any]) -> str:
-        if self.fail_after is not None and len(self.sent) >= self.fail_after:
-            raise BrokerUnavailable("broker down")
-        self.sent.append((task, queue, args))
-        return f"task-{len(self.sent)}"
 
 
 def test_put_writes_a_whole_file_atomically(tmp_path: Path) -> None:
@@ -42,12 +27,12 @@ def test_flush_sends_oldest_first_and_deletes_only_sent(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     for n in range(5):
         spool.put("calls.finalize", "calls", [{"n": n}], reason="down", key=f"c{n}")
-    send = Recorder(fail_after=3)
+    send = SentMessages(fail_after=3)
     result = spool.flush(send)
     assert [args[0]["n"] for _, _, args in send.sent] == [0, 1, 2]
     assert result.sent == 3 and result.remaining == 2 and result.broker_error
     assert spool.stats().files == 2
-    result = spool.flush(Recorder())
+    result = spool.flush(SentMessages())
     assert result.sent == 2 and spool.is_empty()
 
 
@@ -55,7 +40,7 @@ def test_unreadable_file_is_set_aside_not_deleted(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     path = spool.put("calls.finalize", "calls", [{}], reason="down", key="c")
     path.write_text("{not json")
-    result = spool.flush(Recorder())
+    result = spool.flush(SentMessages())
     assert result.corrupt == 1 and not path.exists()
     assert (tmp_path / CORRUPT_DIR / path.name).read_text() == "{not json"
     assert spool.stats().corrupt == 1
@@ -67,16 +52,16 @@ def test_a_file_locked_by_another_flusher_is_skipped(tmp_path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        result = spool.flush(Recorder())
+        result = spool.flush(SentMessages())
         assert result.sent == 0 and result.skipped_locked == 1 and path.exists()
     finally:
         os.close(fd)
-    assert spool.flush(Recorder()).sent == 1
+    assert spool.flush(SentMessages()).sent == 1
 
 
 def test_missing_directory_is_an_empty_spool(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "absent")
-    assert spool.is_empty() and spool.stats().files == 0 and spool.flush(Recorder()).sent == 0
+    assert spool.is_empty() and spool.stats().files == 0 and spool.flush(SentMessages()).sent == 0
 
 
 def test_put_fails_loudly_when_the_directory_cannot_be_written(tmp_path: Path) -> None:
@@ -101,7 +86,7 @@ def test_the_outbox_forgets_settled_calls_and_publishes_lost_ones_again(tmp_path
     for call_id, age in ((settled_call, 100), (lost_call, 100), (young_call, 5)):
         path = _sent(spool, call_id)
         os.utime(path, (now - age, now - age))
-    send = Recorder()
+    send = SentMessages()
     result = spool.reconcile_sent(
         settled=lambda ids: {settled_call: 1},
         in_flight=lambda ids: set(),
@@ -140,7 +125,7 @@ def test_the_outbox_leaves_calls_a_worker_holds_and_older_revisions_count_as_uns
     held, newer = "44444444-4444-4444-8444-444444444444", "55555555-5555-4555-8555-555555555555"
     for path in (_sent(spool, held), _sent(spool, newer, revision=3)):
         os.utime(path, (0, 0))
-    send = Recorder()
+    send = SentMessages()
     result = spool.reconcile_sent(
         settled=lambda ids: {newer: 2},  # revision 2 settled; 3 is not
         in_flight=lambda ids: {held},
@@ -151,7 +136,7 @@ def test_the_outbox_leaves_calls_a_worker_holds_and_older_revisions_count_as_uns
     assert result.redelivered == 1 and [a[0]["call_id"] for _, _, a in send.sent] == [newer]
     assert result.waiting == 1
     down = spool.reconcile_sent(
-        settled=lambda ids: {}, in_flight=lambda ids: set(), send=Recorder(fail_after=0),
+        settled=lambda ids: {}, in_flight=lambda ids: set(), send=SentMessages(fail_after=0),
         now=100_000.0, redeliver_after=60,
     )  # fmt: skip
     assert down.broker_error and len(spool.sent_entries()) == 2

@@ -79,7 +79,7 @@ ROW_TABLES: tuple[ChildTable, ...] = (
         ("chunk_rank", "int4"), ("chunk_id", "int8"), ("content", "text"),
         ("document_id", "int8"), ("filename", "varchar"), ("s3_key", "varchar"),
         ("chunk_index", "int4"), ("token_count", "int4"), ("score", "numeric"),
-        ("embedding", "vector"), ("embedding_model", "varchar"),
+        ("embedding", "vector"), ("embedding_model", "varchar"), ("metadata", "jsonb"),
         binary_copy=False,
     ),
     _table(

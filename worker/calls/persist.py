@@ -42,6 +42,7 @@ CALL_COLUMNS: tuple[str, ...] = (
     "recording_url", "direction", "status", "error_message", "started_at", "ended_at",
     "duration_seconds", "initial_node", "final_node", "source", "revision", "finalized_at",
     "content_digest",
+    "replaced_characters",
 )  # fmt: skip
 
 #: Namespace of the deterministic ids of RAG retrievals (their chunks point at them).
@@ -141,6 +142,7 @@ def build_rows(payload: CallPayload, *, digest: str | None = None) -> CallRows:
         "revision": payload.revision,
         "finalized_at": payload.finalized_at,
         "content_digest": digest,
+        "replaced_characters": payload.replaced_characters,
         **compute_summary(payload, values),
     }
 
@@ -157,7 +159,7 @@ def build_rows(payload: CallPayload, *, digest: str | None = None) -> CallRows:
             chunks.append(
                 (cid, rid, r.timestamp, c.chunk_rank, c.chunk_id, c.content, c.document_id,
                  c.filename, c.s3_key, c.chunk_index, c.token_count, c.score,
-                 _vector(c.embedding), c.embedding_model)
+                 _vector(c.embedding), c.embedding_model, Jsonb(c.metadata))
             )  # fmt: skip
 
     a = payload.analysis

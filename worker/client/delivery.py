@@ -9,6 +9,10 @@ executor, so constructing a recorder never waits on the network.
 
 ``drain`` is the same pass for the CLI (``callstore spool flush``) and beat
 (``maintenance.flush_spool``).
+
+The publisher (Celery, kombu, redis) and the drain (structlog) are imported where they are
+first used, always in a background thread: constructing a recorder loads neither, so importing
+the client stays light and the event loop never waits on those imports.
 """
 
 from __future__ import annotations
@@ -17,18 +21,26 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from models.payload import ANNOUNCE_TASK_NAME, QUEUE, TASK_NAME
-from worker.client.drain import drain
-from worker.client.publisher import Publisher, get_publisher, payload_repr
+from worker.client.journal import list_journals
 from worker.client.spool import Send, Spool
 from worker.errors import BrokerUnavailable
 from worker.settings import ClientSettings, get_client_settings
 
+if TYPE_CHECKING:
+    from worker.client.publisher import Publisher
+
 logger = logging.getLogger("callstore.recorder")
 
 _SPOOL_CHECK_INTERVAL_SECONDS = 5.0
+
+
+def _publisher_for(settings: ClientSettings) -> Publisher:
+    from worker.client.publisher import get_publisher
+
+    return get_publisher(settings)
 
 
 def publisher_send(publisher: Publisher) -> Send:
@@ -43,9 +55,11 @@ def publisher_send(publisher: Publisher) -> Send:
 class _SpoolDrainer:
     """Drains the spool and reconciles the outbox in one background thread per spool.
 
-    Started by every hand-off; it loops while anything is spooled or waits for its settlement,
-    so a call whose message a worker lost is published again even if this runtime finalizes no
-    further call. Each loop uses the settings and publisher of the latest hand-off.
+    Started by every hand-off and every new call; it loops while anything is spooled, waits for
+    its settlement, or is an orphaned journal to recover, so a call whose message a worker lost
+    is published again even if this runtime finalizes no further call, and a restarted runtime
+    recovers its predecessor's calls. Each loop uses the settings and publisher of the latest
+    start.
     """
 
     def __init__(self) -> None:
@@ -66,6 +80,8 @@ class _SpoolDrainer:
 
     def _drain(self, spool: Spool) -> None:
         try:
+            from worker.client.drain import drain
+
             while True:
                 time.sleep(_SPOOL_CHECK_INTERVAL_SECONDS)
                 with self._lock:
@@ -81,13 +97,17 @@ class _SpoolDrainer:
                             "published_again": result.reconciled.redelivered,
                         },
                     )
-                if spool.is_empty() and not spool.sent_entries():
+                if spool.is_empty() and not spool.sent_entries() and not _orphans(spool):
                     return
         except Exception:  # a background drain must never take the runtime down
             logger.exception("spool drain failed")
         finally:
             with self._lock:
                 self._running = False
+
+
+def _orphans(spool: Spool) -> bool:
+    return any(not journal.live for journal in list_journals(spool.directory))
 
 
 _drainers: dict[str, _SpoolDrainer] = {}
@@ -130,6 +150,25 @@ class Handoff:
         self._publisher = publisher
         self._spool = spool
 
+    def settings(self) -> ClientSettings:
+        return self._settings or get_client_settings()
+
+    def spool(self, settings: ClientSettings) -> Spool:
+        return self._spool or Spool(settings.spool_dir)
+
+    def watch(self, settings: ClientSettings) -> None:
+        """Make sure the spool's drainer runs (in the background: it may build the publisher),
+        so orphaned journals of dead processes are recovered while this process lives."""
+        _announcer.submit(self._watch, settings)
+
+    def _watch(self, settings: ClientSettings) -> None:
+        try:
+            publisher = self._publisher or _publisher_for(settings)
+            spool = self.spool(settings)
+            _drainer_for(spool).maybe_start(settings, spool, publisher)
+        except Exception:
+            logger.exception("spool drainer not started")
+
     def announce(self, announcement: dict[str, Any]) -> None:
         """Tell the workers a call started, in the background (best effort, but spooled like a
         call when the broker is down)."""
@@ -148,7 +187,7 @@ class Handoff:
         ``approx_bytes`` (the recorder's running estimate) decides compression without encoding
         the payload twice.
         """
-        settings = self._settings or get_client_settings()
+        settings = self.settings()
         try:
             return self._send(
                 TASK_NAME, payload, compress=approx_bytes >= settings.compress_min_bytes
@@ -166,9 +205,11 @@ class Handoff:
 
         Raises ``OSError`` when it can be neither published nor spooled.
         """
-        settings = self._settings or get_client_settings()
-        publisher = self._publisher or get_publisher(settings)
-        spool = self._spool or Spool(settings.spool_dir)
+        from worker.client.publisher import payload_repr
+
+        settings = self.settings()
+        publisher = self._publisher or _publisher_for(settings)
+        spool = self.spool(settings)
         args = [payload]
         try:
             publisher.send(

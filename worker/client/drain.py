@@ -1,4 +1,5 @@
-"""Draining a spool: re-publish what waits for the broker, reconcile the outbox.
+"""Draining a spool: recover the calls of dead runtime processes, re-publish what waits for the
+broker, reconcile the outbox.
 
 Run by the recorder's background drainer (``worker.client.delivery``), ``callstore spool
 flush`` on the runtime's host and beat's ``maintenance.flush_spool`` where the spool is a shared
@@ -15,6 +16,7 @@ import redis
 
 from worker.client import settlement
 from worker.client.queues import redis_client
+from worker.client.recovery import RecoveryResult, recover_orphans
 from worker.client.spool import FlushResult, ReconcileResult, Send, Spool
 from worker.settings import ClientSettings
 
@@ -25,6 +27,7 @@ class DrainResult:
 
     flushed: FlushResult
     reconciled: ReconcileResult
+    recovered: RecoveryResult
 
 
 def drain(
@@ -34,17 +37,19 @@ def drain(
     limit: int | None = None,
     now: float | None = None,
 ) -> DrainResult:
-    """Re-publish spooled calls (oldest first), then reconcile the outbox: forget settled calls,
-    publish again those unsettled for too long (``worker.client.settlement``).
+    """Recover orphaned journals (``worker.client.recovery``), re-publish spooled calls (oldest
+    first), then reconcile the outbox: forget settled calls, publish again those unsettled for
+    too long (``worker.client.settlement``).
 
     The recorder's drainer runs it in the background; ``callstore spool flush`` runs it on the
     runtime's host; the ``maintenance.flush_spool`` beat task runs it where the spool is on a
     volume the workers share.
     """
     spool = Spool(settings.spool_dir)
+    recovered = recover_orphans(spool, send)
     flushed = spool.flush(send, limit=limit)
     if not spool.sent_entries():
-        return DrainResult(flushed, ReconcileResult())
+        return DrainResult(flushed, ReconcileResult(), recovered)
     client = redis_client(
         settings.broker_url.get_secret_value(), timeout=settings.publish_timeout_seconds
     )
@@ -60,4 +65,4 @@ def drain(
         reconciled = ReconcileResult(broker_error=f"{type(error).__name__}: {error}")
     finally:
         client.close()
-    return DrainResult(flushed, reconciled)
+    return DrainResult(flushed, reconciled, recovered)

@@ -14,19 +14,18 @@ The spool lives on the runtime's host; it needs no database and no worker code.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from worker.client.encoding import encode_json
-from worker.durable import fsync_dir, sweep_temporaries, write_atomically
+from worker.durable import claimed, fsync_dir, sweep_temporaries, write_atomically
 from worker.errors import BrokerUnavailable
 
 SUFFIX = ".json"
@@ -226,23 +225,6 @@ class Spool:
             unsettled=len(self.sent_entries()),
         )
 
-    @contextlib.contextmanager
-    def _claimed(self, path: Path) -> Iterator[int | None]:
-        try:
-            fd = os.open(path, os.O_RDONLY)
-        except FileNotFoundError:
-            yield None
-            return
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                yield None
-                return
-            yield fd
-        finally:
-            os.close(fd)
-
     def _set_aside(self, path: Path) -> None:
         corrupt_dir = self.directory / CORRUPT_DIR
         if path.parent != self.directory:  # from the outbox
@@ -260,7 +242,7 @@ class Spool:
             if limit is not None and result.sent >= limit:
                 result.remaining = len(paths) - index
                 break
-            with self._claimed(path) as fd:
+            with claimed(path) as fd:
                 if fd is None:
                     if path.exists():
                         result.skipped_locked += 1

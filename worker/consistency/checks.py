@@ -190,21 +190,43 @@ def partition_horizon(ctx: CheckContext) -> Iterator[Discrepancy]:
 
 
 def stuck_calls(ctx: CheckContext) -> Iterator[Discrepancy]:
-    """No call stays ``in_progress`` longer than the threshold. Calls migrated from Azure are
-    left out: their status is the legacy system's (``metadata.legacy_status``), which no
-    longer runs, and the Azure comparison checks it against its source."""
-    limit = ctx.now - timedelta(seconds=ctx.settings.check_stuck_after_seconds)
+    """No call stays ``in_progress`` longer than the threshold, and no checkpointed call stops
+    being checkpointed.
+
+    A call ``in_progress`` that started more than ``CALLSTORE_CHECK_STUCK_AFTER_SECONDS`` ago is
+    stuck. Otherwise, one whose last ``in_progress`` revision (a checkpoint) was stored more than
+    ``CALLSTORE_CHECK_STALE_IN_PROGRESS_SECONDS`` ago is stale in progress, reported with that
+    time: its runtime neither finalized it nor checkpointed it since, and no journal of it was
+    recovered, so its host was lost with the spool (the checkpoint is what remains). Calls
+    migrated from Azure are left out: their status is the legacy system's
+    (``metadata.legacy_status``), which no longer runs, and the Azure comparison checks it.
+    """
+    stuck_before = ctx.now - timedelta(seconds=ctx.settings.check_stuck_after_seconds)
+    stale_before = ctx.now - timedelta(seconds=ctx.settings.check_stale_in_progress_seconds)
     rows = ctx.conn.execute(
-        "SELECT call_id, started_at FROM calls WHERE status = 'in_progress' AND started_at < %s"
-        " AND source <> 'azure' ORDER BY started_at",
-        (limit,),
+        "SELECT call_id, started_at, persisted_at FROM calls WHERE status = 'in_progress'"
+        " AND source <> 'azure' AND (started_at < %s OR persisted_at < %s) ORDER BY started_at",
+        (stuck_before, stale_before),
     ).fetchall()
-    for call_id, started_at in rows:
+    for call_id, started_at, checkpointed_at in rows:
+        if started_at < stuck_before:
+            yield Discrepancy(
+                "stuck_calls",
+                "stuck_in_progress",
+                {"call_id": str(call_id), "started_at": started_at.isoformat()},
+                f"in_progress since {started_at.isoformat()}",
+            )
+            continue
         yield Discrepancy(
             "stuck_calls",
-            "stuck_in_progress",
-            {"call_id": str(call_id), "started_at": started_at.isoformat()},
-            f"in_progress since {started_at.isoformat()}",
+            "stale_in_progress",
+            {
+                "call_id": str(call_id),
+                "started_at": started_at.isoformat(),
+                "last_checkpoint_at": checkpointed_at.isoformat(),
+            },
+            f"in_progress, last checkpoint stored {checkpointed_at.isoformat()}, neither "
+            "finalized nor recovered since: its runtime's host was lost",
         )
 
 

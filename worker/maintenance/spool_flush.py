@@ -1,4 +1,5 @@
-"""The ``flush_spool`` job: drain a spool on a volume the workers share.
+"""The ``flush_spool`` job: drain a spool on a volume the workers share (orphaned call journals
+recovered first).
 
 The runtime's host drains its own spool (the recorder, ``callstore spool flush``); where the
 spool is a shared volume, beat's ``maintenance.flush_spool`` drains it from a worker, one run at
@@ -17,8 +18,11 @@ from worker.settings import Settings
 
 def details(drained: DrainResult) -> dict[str, Any]:
     """What a run did, as the task returns it and ``job_runs.last_details`` keeps it."""
-    flushed, reconciled = drained.flushed, drained.reconciled
+    flushed, reconciled, recovered = drained.flushed, drained.reconciled, drained.recovered
     return {
+        "recovered": recovered.recovered,
+        "recovered_damaged": recovered.damaged,
+        "journals_corrupt": recovered.corrupt,
         "sent": flushed.sent,
         "remaining": flushed.remaining,
         "corrupt": flushed.corrupt,

@@ -22,6 +22,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from models.enums import DeadLetterStatus
 from worker.calls import conflicts
+from worker.client.journal import list_journals
 from worker.client.queues import queue_depths, redis_client
 from worker.client.spool import Spool
 from worker.jobs import JobName
@@ -140,6 +141,10 @@ class CallstoreCollector(Collector):
                 "callstore_spool_oldest_age_seconds",
                 "Age of the oldest spooled call; 0 when the spool is empty.",
             ),
+            "orphaned": _gauge(
+                "callstore_orphaned_journals",
+                "Call journals of runtime processes that died mid-call, waiting to be recovered.",
+            ),
             "horizon": _gauge(
                 "callstore_partition_horizon_months",
                 "Months after the current one with partitions on every table (-1: current missing).",
@@ -222,6 +227,7 @@ class CallstoreCollector(Collector):
     def _spool(self, families: dict[str, GaugeMetricFamily], now: datetime) -> float:
         try:
             stats = Spool(Path(self._settings.spool_dir)).stats(now=now.timestamp())
+            journals = list_journals(Path(self._settings.spool_dir), now=now.timestamp())
         except OSError as error:
             log.warning(
                 "metrics: spool unreadable", error_class=type(error).__name__, error=str(error)
@@ -229,6 +235,7 @@ class CallstoreCollector(Collector):
             return 0
         families["spool_files"].add_metric([], stats.files)
         families["spool_age"].add_metric([], stats.oldest_age_seconds or 0.0)
+        families["orphaned"].add_metric([], sum(not j.live for j in journals))
         return 1
 
 
