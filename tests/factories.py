@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import random
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,12 @@ from worker.dev.simulate import CallShape, simulate_call
 from worker.errors import BrokerUnavailable
 from worker.settings import Settings
 
-DEFAULT_START = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)
+#: When simulated calls start: two days before the tests run, so they always fall inside the
+#: window the workers accept (retention behind, clock skew ahead) whatever the date.
+DEFAULT_START = datetime.now(UTC).replace(minute=30, second=0, microsecond=0) - timedelta(days=2)
+
+#: The payload's fields that hold an instant, besides each entry's ``timestamp``.
+_CALL_INSTANTS = ("started_at", "ended_at", "finalized_at")
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -69,6 +74,25 @@ def small_payload(
     body: dict[str, Any] = rec.build_payload()
     body.update(overrides)
     return body
+
+
+def moved_to(body: dict[str, Any], start: datetime) -> dict[str, Any]:
+    """``body`` as a producer whose clock read ``start`` at the call's start would send it:
+    every instant moved by the same amount (the recorder itself refuses a clock at the ends of
+    the calendar, so such payloads come from other producers)."""
+    shift = start - datetime.fromisoformat(body["started_at"])
+
+    def moved(value: str) -> str:
+        return (datetime.fromisoformat(value) + shift).isoformat()
+
+    out = {**body, **{k: moved(body[k]) for k in _CALL_INSTANTS if body.get(k)}}
+    for name, entries in body.items():
+        if isinstance(entries, list) and entries and isinstance(entries[0], dict):
+            out[name] = [
+                {**e, "timestamp": moved(e["timestamp"])} if "timestamp" in e else e
+                for e in entries
+            ]
+    return out
 
 
 def spooled_payload(path: Path) -> dict[str, Any]:

@@ -48,12 +48,14 @@ def test_first_deliveries_at_the_same_moment_are_never_dead_lettered(
     outcomes: list[FinalizeOutcome] = []
     for seed in range(30):
         first = factories.small_payload(20_000 + seed, error_message=os.urandom(600_000).hex())
-        second = {**first, "revision": 2}
+        second = {**first, "revision": first["revision"] + 1}
         outcomes += [r.outcome for r in _race([first, second], settings, engine)]
         (revision,) = conn.execute(
             "SELECT revision FROM calls WHERE call_id = %s", (first["call_id"],)
         ).fetchone() or (None,)
-        assert revision == 2, f"round {seed}: the call stayed at revision {revision}"
+        assert revision == second["revision"], (
+            f"round {seed}: the call stayed at revision {revision}"
+        )
     assert FinalizeOutcome.DEAD_LETTERED not in outcomes
     assert conn.execute("SELECT count(*) FROM failed_payloads").fetchone() == (0,)
 
@@ -89,7 +91,7 @@ def test_the_same_revision_with_other_content_keeps_the_later_finalize_and_says_
         "SELECT kept, revision FROM call_conflicts WHERE call_id = %s ORDER BY seen_at",
         (earlier["call_id"],),
     ).fetchall()
-    assert conflicts == [("incoming", 1), ("stored", 1)]
+    assert conflicts == [("incoming", earlier["revision"]), ("stored", earlier["revision"])]
     letters = conn.execute(
         "SELECT error_class FROM failed_payloads WHERE call_id = %s", (earlier["call_id"],)
     ).fetchall()
@@ -119,14 +121,10 @@ def _two_recorders(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The payloads of two recorders of one call: the first ended it, the second (finalized
     an hour later) says it failed."""
     first, second = factories.recorder(seed), factories.recorder(seed + 1)
-    second.call_id, second.tenant_id, second.agent_id = (
-        first.call_id,
-        first.tenant_id,
-        first.agent_id,
-    )
     first.update_status("ended")
     second.update_status("error", "the other component ended it")
-    early, late = first.build_payload(), second.build_payload()
+    early, late = first.build_payload(), second.build_payload()  # built in that order
+    late.update({key: early[key] for key in ("call_id", "tenant_id", "agent_id")})
     late["finalized_at"] = (factories.DEFAULT_START + timedelta(hours=3)).isoformat()
     return early, late
 
@@ -134,8 +132,9 @@ def _two_recorders(seed: int) -> tuple[dict[str, Any], dict[str, Any]]:
 def test_two_recorders_for_one_call_the_later_finalize_wins_whatever_the_order(
     settings: Settings, engine: Engine, conn: psycopg.Connection[Any]
 ) -> None:
-    """A restarted runtime, or another component ending the call, records it again: each
-    recorder numbers its own finalizations, so both send revision 1."""
+    """A restarted runtime, or another component ending the call, records it again: revisions
+    are the wall clock when each payload is built, so the later finalize is the higher one
+    whichever process sent it and whichever arrives first."""
     for seed, later_first in ((21_200, False), (21_300, True)):
         early, late = _two_recorders(seed)
         for body in [late, early] if later_first else [early, late]:

@@ -203,14 +203,14 @@ class CallRecorder:
             raise InvalidRecording(
                 f"the recorder's clock reads {self.started_at.isoformat()}, out of range"
             ) from None
-        self.call_id = UUID(_uuid(call_id, "call_id"))
-        self.tenant_id = UUID(_uuid(tenant_id, "tenant_id"))
-        self.agent_id = UUID(_uuid(agent_id, "agent_id"))
+        self._call_id = UUID(_uuid(call_id, "call_id"))
+        self._tenant_id = UUID(_uuid(tenant_id, "tenant_id"))
+        self._agent_id = UUID(_uuid(agent_id, "agent_id"))
         self._data = CallData(
             fields={
-                "call_id": str(self.call_id),
-                "tenant_id": str(self.tenant_id),
-                "agent_id": str(self.agent_id),
+                "call_id": str(self._call_id),
+                "tenant_id": str(self._tenant_id),
+                "agent_id": str(self._agent_id),
                 "agent_version": entries.optional_text(agent_version, "agent_version", 100),
                 "agent_name": entries.optional_text(agent_name, "agent_name", 255),
                 "from_number": entries.optional_text(from_number, "from_number", 50),
@@ -257,6 +257,20 @@ class CallRecorder:
         self._open_journal(settings, journal)
         if announce:
             self._handoff.announce(self._announcement())
+
+    # The call's identity is fixed when the recorder is made: it names the journal and every
+    # revision, so assigning another one later is refused rather than silently ignored.
+    @property
+    def call_id(self) -> UUID:
+        return self._call_id
+
+    @property
+    def tenant_id(self) -> UUID:
+        return self._tenant_id
+
+    @property
+    def agent_id(self) -> UUID:
+        return self._agent_id
 
     def _open_journal(self, settings: ClientSettings | None, wanted: bool) -> None:
         """Start the journal and the checkpoints; a runtime without usable client settings
