@@ -80,6 +80,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_timeout": 30,
             "socket_connect_timeout": 10,
             "health_check_interval": 10,
+            # A message its worker died holding before recording it, this often, is
+            # dead-lettered unread (worker.intake.inflight).
+            "poison_deliveries": settings.poison_deliveries,
         },
         # Results are off for every task; the backend exists for the PROGRESS states of long
         # tasks (tasks/progress.py), kept a day.

@@ -21,8 +21,9 @@ from celery.utils.log import get_logger as celery_logger
 from celery.worker.consumer import Consumer
 
 from worker.calls.messages import DEAD_LETTER_TASK
-from worker.errors import MessageUndecodable
+from worker.errors import MessageUndecodable, PoisonMessage
 from worker.intake.gate import Gate, refusal_of, rewrite
+from worker.intake.inflight import POISON_HEADER
 from worker.settings import get_settings
 
 logger = celery_logger(__name__)
@@ -73,6 +74,11 @@ class CallstoreConsumer(Consumer):  # type: ignore[misc]
         self._dead_letter(message, exc)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
+        headers = message.headers if isinstance(message.headers, dict) else {}
+        poison = headers.get(POISON_HEADER)
+        if isinstance(poison, str):  # given back unread by the sweep (worker.intake.inflight)
+            self._dead_letter(message, PoisonMessage(poison))
+            return
         self._dead_letter(message, MessageUndecodable("the message names no task"))
 
     def on_unknown_task(self, body: Any, message: Any, exc: BaseException) -> None:
