@@ -9,6 +9,8 @@ else raised while it builds a task stop the worker. This one:
   expiry, delivery count), before Celery decodes or pickles anything of it;
 * turns a message the gate refuses, and every message Celery would drop, into a
   ``calls.dead_letter`` task carrying its bytes (``gate.rewrite``), which Celery then runs;
+* dead-letters a message the transport gave back unread from lost workers' in-flight lists as
+  ``PoisonMessage`` (``worker.intake.inflight``);
 * never lets an error in that path out of the main loop.
 """
 
@@ -61,6 +63,9 @@ class CallstoreConsumer(Consumer):  # type: ignore[misc]
         """Hand ``message`` to ``calls.dead_letter`` with why; if even that cannot be done, it
         stays unacknowledged (Redis gives it back after the visibility timeout)."""
         headers = message.headers if isinstance(message.headers, dict) else {}
+        poison = headers.get(POISON_HEADER)
+        if isinstance(poison, str):  # given back unread from lost workers (worker.intake.inflight)
+            error = PoisonMessage(poison)
         if headers.get("task") == DEAD_LETTER_TASK or self._celery_handler is None:
             logger.critical("a message could not be dead-lettered; it stays unacknowledged")
             return
@@ -74,11 +79,6 @@ class CallstoreConsumer(Consumer):  # type: ignore[misc]
         self._dead_letter(message, exc)
 
     def on_unknown_message(self, body: Any, message: Any) -> None:
-        headers = message.headers if isinstance(message.headers, dict) else {}
-        poison = headers.get(POISON_HEADER)
-        if isinstance(poison, str):  # given back unread by the sweep (worker.intake.inflight)
-            self._dead_letter(message, PoisonMessage(poison))
-            return
         self._dead_letter(message, MessageUndecodable("the message names no task"))
 
     def on_unknown_task(self, body: Any, message: Any, exc: BaseException) -> None:
