@@ -77,6 +77,28 @@ def test_a_consumer_whose_heartbeat_stops_is_swept_once_its_liveness_expires(
     assert redis_client.lrange(QUEUE, 0, -1) == [b"m1"]
 
 
+def test_a_heartbeat_after_a_lapse_registers_the_lists_a_sweep_dropped(
+    redis_client: redis.Redis,
+) -> None:
+    """A consumer only slow (its liveness expired, its lists swept) goes on taking: its next
+    heartbeat registers its lists again, so a later death of it is still swept."""
+    consumer = _consumer(redis_client)
+    assert inflight.heartbeat(redis_client, consumer, [QUEUE], TTL, register=False)
+    _die(redis_client, consumer)
+    inflight.sweep(redis_client, poison_limit=3)
+    assert not redis_client.hlen(inflight.REGISTRY_KEY)
+
+    assert not inflight.heartbeat(redis_client, consumer, [QUEUE], TTL, register=False)
+
+    assert redis_client.hkeys(inflight.REGISTRY_KEY) == [
+        inflight.in_flight_key(consumer, QUEUE).encode()
+    ]
+    redis_client.lpush(QUEUE, b"m1")
+    _take(redis_client, consumer)
+    _die(redis_client, consumer)
+    assert inflight.sweep(redis_client, poison_limit=3).restored == 1
+
+
 def test_recording_takes_the_message_out_of_its_list_and_keeps_its_bytes(
     redis_client: redis.Redis,
 ) -> None:

@@ -95,15 +95,18 @@ if removed > 0 then redis.call('RPUSH', KEYS[2], ARGV[1]) end
 return removed
 """
 
-#: KEYS[1] liveness key, KEYS[2] registry; ARGV[1] time to live (ms), then pairs of in-flight
-#: list and queue.
+#: KEYS[1] liveness key, KEYS[2] registry; ARGV[1] time to live (ms), ARGV[2] '1' to register
+#: the lists, then pairs of in-flight list and queue. A consumer whose key had expired is
+#: registered again (a sweep may have dropped its lists meanwhile). Returns 1 if it was alive.
 HEARTBEAT = """
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])
-for i = 2, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], cjson.encode({KEYS[1], ARGV[i + 1]}))
+local alive = redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if alive == 0 then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+if alive == 0 or ARGV[2] == '1' then
+  for i = 3, #ARGV, 2 do
+    redis.call('HSET', KEYS[2], ARGV[i], cjson.encode({KEYS[1], ARGV[i + 1]}))
+  end
 end
-return 1
+return alive
 """
 
 #: KEYS[1] registry; ARGV[1] a liveness key to release even if it lives ('' for none), ARGV[2]
@@ -177,12 +180,23 @@ class Swept:
     unread: int
 
 
-def heartbeat(client: redis.Redis, consumer: str, queues: list[str], ttl_seconds: float) -> None:
-    """Say ``consumer`` lives for ``ttl_seconds`` more, and register its in-flight lists."""
-    args: list[str | int] = [int(ttl_seconds * 1000)]
+def heartbeat(
+    client: redis.Redis,
+    consumer: str,
+    queues: list[str],
+    ttl_seconds: float,
+    *,
+    register: bool = True,
+) -> bool:
+    """Say ``consumer`` lives for ``ttl_seconds`` more; ``register``: its in-flight lists of
+    ``queues`` too (they are anyway if it had expired). Whether it was alive."""
+    args: list[str | int] = [int(ttl_seconds * 1000), "1" if register else "0"]
     for queue in queues:
         args += [in_flight_key(consumer, queue), queue]
-    client.register_script(HEARTBEAT)(keys=[liveness_key(consumer), REGISTRY_KEY], args=args)
+    alive = client.register_script(HEARTBEAT)(
+        keys=[liveness_key(consumer), REGISTRY_KEY], args=args
+    )
+    return bool(alive)
 
 
 def sweep(client: redis.Redis, *, poison_limit: int, release: str | None = None) -> Swept:

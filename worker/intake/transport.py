@@ -358,7 +358,10 @@ class Channel(kombu_redis.Channel):
         if self._consumer is None:
             self._consumer = inflight.new_consumer_id()
             self._listed_queues = set()
-        if queue not in self._listed_queues:
+        if (
+            queue not in self._listed_queues
+            or time.monotonic() - self._heartbeat_at >= self.liveness_seconds
+        ):  # a list not registered yet, or a registration a sweep may have dropped
             self._heartbeat(queue)
         return self._consumer
 
@@ -372,8 +375,9 @@ class Channel(kombu_redis.Channel):
         if consumer is None:
             return
         queues = sorted({q for q in self.active_queues if q not in self._no_ack_queues} | set(more))
+        register = not self._listed_queues.issuperset(queues)
         with self.conn_or_acquire() as client:
-            inflight.heartbeat(client, consumer, queues, self.liveness_seconds)
+            inflight.heartbeat(client, consumer, queues, self.liveness_seconds, register=register)
         self._listed_queues = set(queues)
         self._heartbeat_at = time.monotonic()
 
