@@ -72,13 +72,18 @@ STAGES: tuple[Stage, ...] = (
     Stage("finalize", "finalize, other", ("worker.calls.*",)),
     Stage("task", "task function, other", ("tasks.*",)),
     Stage("signals", "task signals", ("worker.celery_app:*", "celery.utils.dispatch.*")),
-    Stage("unacked", "unacked record (re-encode + HSET)", ("kombu.transport.redis:QoS.append",)),
+    Stage(
+        "unacked",
+        "unacked record (re-encode + HSET)",
+        ("kombu.transport.redis:QoS.append", "worker.intake.transport:QoS.append"),
+    ),
     Stage(
         "ack",
         "acknowledgement (ZREM + HDEL)",
         (
             "kombu.message:Message.ack*",
             "kombu.transport.redis:QoS.ack",
+            "worker.intake.transport:QoS.ack",
             "kombu.transport.virtual.base:*basic_ack",
         ),
     ),
@@ -107,7 +112,7 @@ STAGES: tuple[Stage, ...] = (
     Stage(
         "receive",
         "broker receive (BRPOP, socket reads)",
-        ("kombu.transport.*", "kombu.messaging:*", "redis.*"),
+        ("kombu.transport.*", "worker.intake.transport:*", "kombu.messaging:*", "redis.*"),
     ),
     Stage(
         "loop",

@@ -79,8 +79,10 @@ def start_worker(
     concurrency: int = 1,
     env: Mapping[str, str] | None = None,
     extra_args: Iterable[str] = (),
+    app: str = processes.APP,
 ) -> WorkerProcess:
-    """A worker with ``settings`` (and ``env`` on top); returns once it is ready."""
+    """A worker with ``settings`` (and ``env`` on top); returns once it is ready. ``app``: one
+    that wraps the system's (a test's hook in the worker)."""
     return processes.start_worker(
         name,
         env=settings_env(settings, **(env or {})),
@@ -89,6 +91,7 @@ def start_worker(
         concurrency=concurrency,
         extra_args=extra_args,
         ready_timeout=60,
+        app=app,
     )
 
 

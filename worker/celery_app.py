@@ -19,8 +19,10 @@ effect. The settings below are the ones that guarantee it:
 * JSON is the only accepted content type: a pickled message is refused, never executed;
 * ``worker_consumer``: the main process looks at every ``calls.finalize`` message before Celery
   decodes or pickles it, and dead-letters, with the bytes that arrived, what it refuses and
-  what Celery would drop (``worker.intake``); its Redis transport keeps messages when Redis
-  refuses writes, and decompression stops at ``CALLSTORE_MAX_PAYLOAD_BYTES``.
+  what Celery would drop (``worker.intake``); its Redis transport takes a message into an
+  in-flight list of the worker's consumer and records it out of it in one step (a worker
+  killed in between loses nothing: the list is given back once its liveness key expires), keeps
+  messages when Redis refuses writes, and decompression stops at ``CALLSTORE_MAX_PAYLOAD_BYTES``.
 
 No database engine exists at import time; each pool process makes its own on first use and
 disposes it on fork and shutdown.
@@ -80,6 +82,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "socket_timeout": 30,
             "socket_connect_timeout": 10,
             "health_check_interval": 10,
+            # A message its worker died holding before recording it, this often, is
+            # dead-lettered unread (worker.intake.inflight).
+            "poison_deliveries": settings.poison_deliveries,
         },
         # Results are off for every task; the backend exists for the PROGRESS states of long
         # tasks (tasks/progress.py), kept a day.

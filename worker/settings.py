@@ -58,7 +58,7 @@ class ClientSettings(BaseSettings):
     #: Redis transport reads it on both sides.
     broker_visibility_timeout: Annotated[int, Field(ge=1, le=86400)] = 900
     #: A published call not settled by a worker after this long is published again from the
-    #: runtime's outbox (then after twice as long, and so on): it covers the broker's loss window
+    #: runtime's outbox (then after twice as long, and so on): it covers what the broker loses
     #: (worker/client/settlement.py). Keep it well above the visibility timeout.
     outbox_redeliver_seconds: Annotated[float, Field(gt=0)] = 1800.0
     #: How long ``CallRecorder`` tries the broker before spooling the payload locally.

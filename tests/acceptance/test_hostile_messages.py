@@ -35,6 +35,7 @@ from worker.calls import dead_letters
 from worker.dev import stack
 from worker.dev.raw_messages import nested
 from worker.errors import PayloadInvalid
+from worker.intake import inflight
 from worker.settings import Settings
 
 
@@ -162,6 +163,32 @@ def test_what_no_decoder_or_pickler_survives_is_kept_whatever_the_task(
         found = _await_letter(module_database, "each unreadable message", digest=_sha(body))
         assert found.payload == body
     wait_until(lambda: _stored(module_database, behind), timeout=60, what="the call behind them")
+    assert worker.alive()
+
+
+def test_an_entry_whose_worker_is_lost_each_time_it_holds_it_is_dead_lettered_unread(
+    module_settings: Settings,
+    module_database: Database,
+    worker: WorkerProcess,
+    stack_paths: stack.StackPaths,
+) -> None:
+    """An entry that kills the worker reading it, before the worker records it, is taken back
+    from each lost worker's in-flight list; the last time it goes back unread, and the worker
+    dead-letters its bytes instead of reading it again. (Its earlier losses are arranged in
+    Redis: a consumer that took it and is gone, and the count of its previous give-backs.)"""
+    entry = b'{"an entry": "that kills the worker reading it", "not utf-8": "\xff"}'
+    broker = redis.Redis(unix_socket_path=str(stack_paths.redis_socket))
+    lost = inflight.new_consumer_id()
+    inflight.heartbeat(broker, lost, [QUEUE], 60)
+    broker.lpush(inflight.in_flight_key(lost, QUEUE), entry)
+    limit = module_settings.poison_deliveries
+    broker.set(inflight.RESTORED_PREFIX + hashlib.sha1(entry).hexdigest(), limit - 1)  # noqa: S324
+    broker.delete(inflight.liveness_key(lost))
+
+    found = _await_letter(module_database, "the entry's dead letter", digest=_sha(entry))
+
+    assert found.payload == entry and found.error_class == "PoisonMessage"
+    assert f"taken {limit} times" in found.error_message
     assert worker.alive()
 
 

@@ -16,9 +16,11 @@ from typing import Any
 import pytest
 import redis
 
+from models.payload import QUEUE
 from tests import factories
 from tests.conftest import Database
 from tests.helpers import WorkerProcess, publish_calls, settings_env, start_worker, wait_until
+from worker.client.settlement import UNACKED_HASH
 from worker.client.spool import Spool
 from worker.dev import stack
 from worker.settings import Settings
@@ -45,6 +47,12 @@ def assert_each_call_once(database: Database, bodies: list[dict[str, Any]]) -> N
             messages = len(body["messages"])
             assert counts == (1, messages, len(body["metrics"]), min(1, messages)), cid
         assert conn.execute("SELECT count(*) FROM failed_payloads").fetchone() == (0,)
+
+
+#: A worker that pauses between taking a call and recording it (the app module is not imported
+#: here: it loads the workers' app, which needs a worker's settings), and what it prints then.
+PAUSED_APP = "tests.acceptance.paused_intake_app"
+PAUSED = "paused between taking and recording"
 
 
 def _persisted(database: Database) -> int:
@@ -104,6 +112,36 @@ def test_sigkill_of_a_worker_during_a_burst_loses_and_doubles_nothing(
     finally:
         second.stop()
     assert_each_call_once(database, bodies)
+
+
+def test_a_worker_killed_between_taking_a_call_and_recording_it_loses_nothing(
+    settings: Settings, database: Database, tmp_path: Path, stack_paths: stack.StackPaths
+) -> None:
+    """The window of Celery's Redis transport (celery/celery#7950): the worker has taken the
+    call off its queue and not yet recorded it as unacknowledged. A producer without an outbox
+    (here a plain ``Publisher``) has nothing to send it again: the broker itself must."""
+    fast = settings.model_copy(update={"broker_visibility_timeout": 3})
+    body = factories.payload(300)
+    broker = redis.Redis(unix_socket_path=str(stack_paths.redis_socket))
+    doomed = start_worker(fast, tmp_path, name="paused", app=PAUSED_APP)
+    try:
+        publish_calls(fast, [body])
+        wait_until(
+            lambda: PAUSED in doomed.log(),
+            timeout=60,
+            what="the worker to hold the call it has not recorded",
+        )
+        assert broker.llen(QUEUE) == 0, "the call was taken off its queue"
+        assert broker.hlen(UNACKED_HASH) == 0, "and not recorded as unacknowledged"
+        doomed.kill()
+    finally:
+        doomed.stop()
+    survivor = start_worker(fast, tmp_path, name="survivor")
+    try:
+        wait_until(lambda: _persisted(database) == 1, timeout=60, what="the call delivered again")
+    finally:
+        survivor.stop()
+    assert_each_call_once(database, [body])
 
 
 def test_a_killed_pool_process_hands_its_call_back_at_once(

@@ -74,3 +74,12 @@ def test_the_sampler_books_cpu_only_inside_its_window(tmp_path: Path) -> None:
     assert record["role"] == "pool"
     assert busy > 0.5 * record["sampled_seconds"]
     assert 0.1 < record["sampled_seconds"] < 0.26
+
+
+def test_the_workers_transport_takes_records_and_acknowledges_in_its_stages() -> None:
+    take = ("kombu.asynchronous.hub:Hub.create_loop", "worker.intake.transport:Channel._brpop_read")
+    callback = (*take, "kombu.transport.virtual.base:Channel.basic_consume.<locals>._callback")
+    record = (*callback, "worker.intake.transport:QoS.append", "redis.client:Redis.evalsha")
+    assert stages.stage_of(record) == "unacked"
+    assert stages.stage_of((*take, "worker.intake.transport:QoS.ack")) == "ack"
+    assert stages.stage_of((*take, "worker.intake.transport:read_entry")) == "receive"

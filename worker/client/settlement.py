@@ -1,12 +1,13 @@
 """End-to-end acknowledgement of calls: the worker says "settled", the runtime forgets.
 
-Celery's Redis transport takes a message off its queue (``BRPOP``) and only afterwards records
-it as unacknowledged; a worker killed between the two loses the message (celery/celery#7950).
-Acks-late and the visibility timeout cannot see that window, so callstore closes it end to end:
-the runtime keeps every call it published in its outbox (``worker.client.spool``, ``sent/``) until a
-worker has *settled* it — persisted it, found it already stored, or dead-lettered it — and
-publishes it again if it stays unsettled for too long. Redelivery is harmless: persisting is
-idempotent.
+Acks-late and the visibility timeout guard a message only while Redis holds it. What the broker
+loses for any other reason — a Redis host lost with its data, and, before the workers took
+messages into in-flight lists (``worker.intake.inflight``), a worker killed between taking a
+message and recording it as unacknowledged (celery/celery#7950) — only the producer can send
+again. So the runtime keeps every call it published in its outbox (``worker.client.spool``,
+``sent/``) until a worker has *settled* it — persisted it, found it already stored, or
+dead-lettered it — and publishes it again if it stays unsettled for too long. Redelivery is
+harmless: persisting is idempotent.
 
 A settlement is a Redis key per call holding the newest settled revision, kept a week. It never
 moves backwards: two workers settling two revisions of a call in either order leave the newer

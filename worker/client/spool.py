@@ -117,9 +117,9 @@ class Spool:
     ) -> Path:
         """Keep a published call until it is settled.
 
-        Written without ``fsync``: the outbox covers the broker's loss window (a worker killed
-        between taking a message and recording it), not a crash of this host at the same moment,
-        and the hand-off must stay fast.
+        Written without ``fsync``: the outbox covers what the broker loses (a Redis host lost
+        with its data), not a crash of this host at the same moment, and the hand-off must stay
+        fast.
         """
         directory = self.directory / SENT_DIR
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)

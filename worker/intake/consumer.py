@@ -9,6 +9,8 @@ else raised while it builds a task stop the worker. This one:
   expiry, delivery count), before Celery decodes or pickles anything of it;
 * turns a message the gate refuses, and every message Celery would drop, into a
   ``calls.dead_letter`` task carrying its bytes (``gate.rewrite``), which Celery then runs;
+* dead-letters a message the transport gave back unread from lost workers' in-flight lists as
+  ``PoisonMessage`` (``worker.intake.inflight``);
 * never lets an error in that path out of the main loop.
 """
 
@@ -21,8 +23,9 @@ from celery.utils.log import get_logger as celery_logger
 from celery.worker.consumer import Consumer
 
 from worker.calls.messages import DEAD_LETTER_TASK
-from worker.errors import MessageUndecodable
+from worker.errors import MessageUndecodable, PoisonMessage
 from worker.intake.gate import Gate, refusal_of, rewrite
+from worker.intake.inflight import POISON_HEADER
 from worker.settings import get_settings
 
 logger = celery_logger(__name__)
@@ -60,6 +63,9 @@ class CallstoreConsumer(Consumer):  # type: ignore[misc]
         """Hand ``message`` to ``calls.dead_letter`` with why; if even that cannot be done, it
         stays unacknowledged (Redis gives it back after the visibility timeout)."""
         headers = message.headers if isinstance(message.headers, dict) else {}
+        poison = headers.get(POISON_HEADER)
+        if isinstance(poison, str):  # given back unread from lost workers (worker.intake.inflight)
+            error = PoisonMessage(poison)
         if headers.get("task") == DEAD_LETTER_TASK or self._celery_handler is None:
             logger.critical("a message could not be dead-lettered; it stays unacknowledged")
             return
