@@ -11,7 +11,9 @@ Where things are
 * Where a call that cannot be stored goes: ``worker.calls.dead_letters`` (``failed_payloads``).
 * What a worker's main process does with a message before the pool runs it — refuse what is
   too deep, too large, undecodable, of the wrong shape or poison, keep it in the dead letters,
-  bound decompression, hold messages while Redis refuses writes: ``worker.intake``.
+  bound decompression, hold messages while Redis refuses writes: ``worker.intake``. A call's
+  payload crosses the main process undecoded, as its bytes (``worker.calls.raw_calls``,
+  ``tasks/finalize_request.py``); the pool decodes it once.
 * Beat's jobs: ``worker.maintenance`` (partitions, retention), ``worker.azure`` (the legacy
   migration), ``worker.consistency`` (the checks); their shells are in ``tasks/``, their
   schedule in ``beat_schedule.py``.

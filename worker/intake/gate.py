@@ -8,6 +8,11 @@ passed expiry is refused, a future one removed), the argument shape (exactly one
 the delivery count (a message its worker died on too often). A refusal keeps the bytes that
 arrived; ``rewrite`` turns the message into a ``calls.dead_letter`` task carrying them, which
 Celery then runs like any task.
+
+A call's payload is not decoded here at all: the body is split on its bytes
+(``worker.calls.raw_calls``) and only its small tail decoded, so the shape check sees one
+argument, a ``RawCall``, which the pool decodes (and refuses, keeping every byte, if the split
+was fooled). A body the split does not recognise is decoded here as before.
 """
 
 from __future__ import annotations
