@@ -34,6 +34,7 @@ configures Flower from the settings first (``worker/monitoring/flower.py``).
 
 from __future__ import annotations
 
+import gc
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -178,6 +179,15 @@ def _stamp_canary(
         headers.setdefault(SENT_AT_HEADER, datetime.now(UTC).isoformat())
 
 
+@signals.worker_before_create_process.connect
+def _freeze_heap_before_fork(**_: Any) -> None:
+    """Everything alive in the main process now (the modules, the app) lives as long as the
+    process: moved out of the collector's reach, a pool process's full collections no longer
+    scan it (1.5 ms of CPU per call on the standard call, docs/benchmarks.md), and no
+    collection in a pool process writes to the pages it shares with this one."""
+    gc.freeze()
+
+
 @signals.worker_process_init.connect
 def _fresh_engine_after_fork(**_: Any) -> None:
     dispose_engine()
@@ -186,3 +196,4 @@ def _fresh_engine_after_fork(**_: Any) -> None:
 @signals.worker_process_shutdown.connect
 def _close_engine(**_: Any) -> None:
     dispose_engine()
+
