@@ -50,7 +50,7 @@ from worker.calls.dead_letters import call_id_of
 from worker.client.publisher import arguments_repr, keywords_repr
 from worker.client.queues import QUEUES
 from worker.db import dispose_engine
-from worker.intake import compression, transport
+from worker.intake import clients, compression, transport
 from worker.log import configure_logging
 from worker.monitoring.canary import CANARY_TASK, SENT_AT_HEADER
 from worker.monitoring.flower import FlowerConfigError, configure_flower
@@ -137,6 +137,7 @@ settings = settings_or_exit()
 # Before any connection: Redis writes refused at its memory limit keep the message instead of
 # stopping the worker, and no compressed message expands past the payload limit.
 transport.install()
+clients.install()
 compression.install(settings.max_payload_bytes)
 app = CallstoreCelery("callstore", include=list(TASK_MODULES))
 app.conf.update(celery_config(settings))
@@ -196,4 +197,3 @@ def _fresh_engine_after_fork(**_: Any) -> None:
 @signals.worker_process_shutdown.connect
 def _close_engine(**_: Any) -> None:
     dispose_engine()
-

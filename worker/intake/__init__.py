@@ -14,4 +14,6 @@ path safe:
 * ``compression`` — decompression that stops at ``CALLSTORE_MAX_PAYLOAD_BYTES``;
 * ``transport`` — the Redis transport, made to keep its messages when Redis refuses writes
   (at its memory limit) instead of stopping the worker.
+* ``clients`` — one Redis client per kombu channel rather than one per command (task events,
+  unacknowledged records, acknowledgements).
 """
