@@ -69,6 +69,36 @@ STAGES: tuple[Stage, ...] = (
         "session and pooled connection (pre-ping)",
         ("worker.db:*", "sqlalchemy.*", "sqlmodel.*"),
     ),
+    Stage(
+        "base64",
+        "envelope: base64 decode of the body",
+        (
+            "kombu.transport.virtual.base:Message.__init__",
+            "kombu.transport.virtual.base:*decode_body",
+            "base64:*",
+        ),
+    ),
+    Stage(
+        "body_decode",
+        "task body: JSON decode",
+        (
+            "kombu.message:Message.payload",
+            "kombu.message:Message.decode",
+            "kombu.serialization:*",
+            "worker.calls.raw_calls:RawCall.decode",
+        ),
+    ),
+    Stage("envelope_decode", "envelope: JSON decode", ("kombu.utils.json:loads",)),
+    Stage(
+        "deliveries",
+        "delivery count (Redis INCR, DEL)",
+        ("worker.intake.deliveries:*",),
+    ),
+    Stage(
+        "intake",
+        "the guard's checks (depth, size, shape, expiry)",
+        ("worker.intake.gate:*", "worker.intake.compression:*", "worker.calls.messages:*"),
+    ),
     Stage("finalize", "finalize, other", ("worker.calls.*",)),
     Stage("task", "task function, other", ("tasks.*",)),
     Stage("signals", "task signals", ("worker.celery_app:*", "celery.utils.dispatch.*")),
@@ -87,21 +117,6 @@ STAGES: tuple[Stage, ...] = (
             "kombu.transport.virtual.base:*basic_ack",
         ),
     ),
-    Stage(
-        "base64",
-        "envelope: base64 decode of the body",
-        (
-            "kombu.transport.virtual.base:Message.__init__",
-            "kombu.transport.virtual.base:*decode_body",
-            "base64:*",
-        ),
-    ),
-    Stage(
-        "body_decode",
-        "task body: JSON decode",
-        ("kombu.message:Message.payload", "kombu.message:Message.decode", "kombu.serialization:*"),
-    ),
-    Stage("envelope_decode", "envelope: JSON decode", ("kombu.utils.json:loads",)),
     Stage("tracing", "task tracing (Celery)", ("celery.app.trace:*",)),
     Stage("handoff", "pool hand-off (pickle, pipes)", ("billiard.*", "celery.concurrency.*")),
     Stage(

@@ -17,16 +17,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import structlog
 from celery import Task
 
-from models.payload import ANNOUNCE_TASK_NAME
+from models.payload import ANNOUNCE_TASK_NAME, TASK_NAME
+from tasks.finalize_request import FinalizeRequest
 from tasks.retry import retry_or_keep, run_keeping_the_message
-from tasks.revoked import KeepRevokedCall
 from worker.calls import dead_letters
 from worker.calls.announcements import record_announcement, validate_announcement
 from worker.calls.dead_letters import call_id_of
 from worker.calls.finalize import FinalizeResult, dead_letter, finalize_call
 from worker.calls.messages import DEAD_LETTER_TASK, Refusal
+from worker.calls.raw_calls import RawCall
 from worker.celery_app import app
 from worker.client.settlement import settle
 from worker.db import raw_connection, session_scope
@@ -38,17 +40,39 @@ from worker.settings import Settings, get_settings
 log = get_logger("callstore.tasks.calls")
 
 
-@app.task(bind=True, name="calls.finalize", max_retries=None, Request=KeepRevokedCall)
+@app.task(bind=True, name="calls.finalize", max_retries=None, Request=FinalizeRequest)
 def finalize(self: Task, payload: Any) -> dict[str, Any]:
     """Persist a finalized call from the runtime (``models.payload.CallPayload``); a revoked one
-    is dead-lettered instead (``tasks/revoked.py``)."""
+    is dead-lettered instead (``tasks/revoked.py``). The payload usually arrives as the bytes of
+    its message (``worker.calls.raw_calls``), decoded here once."""
     settings = get_settings()
+    if isinstance(payload, RawCall):
+        try:
+            payload = payload.decode()
+        except PermanentError as error:  # not one call after all: kept as the guard keeps it
+            return _keep_refusal(self, _refusal(payload, error, self.request.id), settings)
+        self.request.args = [payload]  # what a retry publishes again
+        call_id = call_id_of(payload)
+        if call_id is not None:  # the bytes named it already; the decoded payload has the say
+            structlog.contextvars.bind_contextvars(call_id=str(call_id))
     result = run_keeping_the_message(
         self, lambda attempt: _finalize_once(self, payload, settings, attempt)
     )
     settle(settings, payload)  # stored or dead-lettered: the runtime may forget it
     forget_deliveries(settings, self.request)
     return result.as_dict()
+
+
+def _refusal(raw: RawCall, error: PermanentError, task_id: str | None) -> Refusal:
+    """What the guard would have kept of a message it could not vouch for: all its bytes."""
+    return Refusal(
+        error_class=type(error).__name__,
+        reason=str(error) or type(error).__name__,
+        body=raw.body,
+        task_name=TASK_NAME,
+        task_id=task_id,
+        content_type="application/json",
+    )
 
 
 def _finalize_once(task: Task, payload: Any, settings: Settings, attempt: int) -> FinalizeResult:
@@ -75,17 +99,19 @@ def _dead_letter_or_retry(
 @app.task(bind=True, name=DEAD_LETTER_TASK, max_retries=None)
 def dead_letter_message(self: Task, refused: Any = None) -> dict[str, Any]:
     """Keep a message the worker refused before running it, with the bytes that arrived."""
-    settings = get_settings()
-    refusal = Refusal.from_json(refused)
+    return _keep_refusal(self, Refusal.from_json(refused), get_settings())
 
+
+def _keep_refusal(task: Task, refusal: Refusal, settings: Settings) -> dict[str, Any]:
     def once(attempt: int) -> str:
         try:
             with session_scope() as session:
                 return str(dead_letters.record_refusal(session, refusal))
         except Exception as error:  # the dead-letter table refuses it: the message waits
-            raise retry_or_keep(self, error, attempt=attempt, settings=settings) from error
+            raise retry_or_keep(task, error, attempt=attempt, settings=settings) from error
 
-    dead_letter_id = run_keeping_the_message(self, once)
+    dead_letter_id = run_keeping_the_message(task, once)
+    forget_deliveries(settings, task.request)
     log.warning(
         "message dead-lettered before running",
         action="dead_letter",

@@ -21,8 +21,9 @@ from typing import Any
 from celery.worker.request import Request
 
 from worker.calls.finalize import dead_letter
+from worker.calls.raw_calls import RawCall
 from worker.client.settlement import settle
-from worker.errors import MessageRevoked
+from worker.errors import MessageRevoked, PermanentError
 from worker.log import get_logger
 from worker.settings import get_settings
 
@@ -30,8 +31,15 @@ log = get_logger("callstore.tasks.revoked")
 
 
 def message_call(args: Any, kwargs: Any) -> Any:
-    """What a finalize message carries: its one payload, else its arguments as they came."""
+    """What a finalize message carries: its one payload, else its arguments as they came (a
+    payload left undecoded is decoded here; one that does not decode stays the bytes that
+    arrived)."""
     if isinstance(args, list | tuple) and len(args) == 1 and not kwargs:
+        if isinstance(args[0], RawCall):
+            try:
+                return args[0].decode()
+            except PermanentError:
+                return args[0]
         return args[0]
     return {"args": args, "kwargs": kwargs}
 

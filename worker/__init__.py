@@ -15,7 +15,8 @@ Where things are
   too deep, too large, undecodable, of the wrong shape or poison, keep it in the dead letters,
   bound decompression, hold messages while Redis refuses writes, keep what it took in an
   in-flight list until it is recorded (a worker killed in between loses nothing):
-  ``worker.intake``.
+  ``worker.intake``. A call's payload crosses the main process undecoded, as its bytes
+  (``worker.calls.raw_calls``, ``tasks/finalize_request.py``); the pool decodes it once.
 * Beat's jobs: ``worker.maintenance`` (partitions, retention), ``worker.azure`` (the legacy
   migration), ``worker.consistency`` (the checks); their shells are in ``tasks/``, their
   schedule in ``beat_schedule.py``.

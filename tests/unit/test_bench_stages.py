@@ -38,6 +38,19 @@ def test_the_body_decoded_by_celerys_strategy_is_a_decode_not_a_receive() -> Non
     assert stages.stage_of(receive[:1]) == "receive"
 
 
+def test_the_guard_in_the_main_process_is_its_own_stage_but_its_decode_a_decode() -> None:
+    gate = (
+        "kombu.transport.redis:Channel._brpop_read",
+        "worker.intake.consumer:CallstoreConsumer.create_task_handler.<locals>.on_task_received",
+        "worker.intake.gate:Gate.inspect",
+    )
+    assert stages.stage_of((*gate, "worker.calls.messages:json_deeper_than")) == "intake"
+    assert stages.stage_of((*gate, "kombu.message:Message.decode")) == "body_decode"
+    assert stages.stage_of((*gate, "worker.intake.deliveries:count_delivery")) == "deliveries"
+    unacked = ("worker.intake.transport:QoS.append", "kombu.transport.redis:QoS.append")
+    assert stages.stage_of(unacked) == "unacked"
+
+
 def test_the_pools_work_loop_is_the_hand_off_and_unknown_code_is_other() -> None:
     assert stages.stage_of((*POOL[:1], "billiard.common:pickle_loads")) == "handoff"
     assert stages.stage_of(("somewhere:else",)) == "other"

@@ -3,11 +3,14 @@ refuse later; and the worker holds a call's times against its own clock."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from models.payload import MAX_JSON_DEPTH, CallPayload
 from tests import factories
@@ -74,6 +77,33 @@ def test_message_depth_is_measured_on_the_bytes() -> None:
     assert json_deeper_than(b"[" * 71 + b"]" * 71, 70)
     assert not json_deeper_than(b'{"a": "[[[[[[[[\\"[[[["}', 1)  # brackets in strings are text
     assert not json_deeper_than(b'["\\\\", ["x"]]', 2)  # an escaped backslash ends no string
+
+
+def _depth(value: Any) -> int:
+    if isinstance(value, dict):
+        return 1 + max(map(_depth, value.values()), default=0)
+    if isinstance(value, list):
+        return 1 + max(map(_depth, value), default=0)
+    return 0
+
+
+_bracketed_text = st.text(st.sampled_from('[]{}"\\ab,:'), max_size=8)
+_bracketed_json = st.recursive(
+    st.none() | st.integers() | _bracketed_text,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_bracketed_text, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_bracketed_json, st.booleans())
+def test_message_depth_on_the_bytes_is_the_decoded_depth(value: Any, ascii_only: bool) -> None:
+    """Strings full of brackets, quotes and backslashes are text, however they are escaped."""
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    depth = _depth(value)
+    assert not json_deeper_than(body, depth)
+    assert json_deeper_than(body, depth - 1) == (depth > 0)
 
 
 @pytest.mark.parametrize(

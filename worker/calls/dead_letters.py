@@ -27,6 +27,7 @@ from models.enums import DeadLetterStatus
 from models.operations import DeadLetter
 from models.payload import TASK_NAME
 from worker.calls.messages import MESSAGE_DEPTH_LIMIT, Refusal, json_deeper_than, single_payload
+from worker.calls.raw_calls import RawCall
 from worker.calls.validation import encode, validate_payload
 from worker.db import session_scope
 from worker.errors import BrokerUnavailable, PayloadInvalid, PermanentError
@@ -37,6 +38,8 @@ _MAX_MESSAGE = 4000
 
 def call_id_of(raw: Any) -> uuid.UUID | None:
     """The call id of a raw payload when it has a readable one (bad payloads may not)."""
+    if isinstance(raw, RawCall):
+        return raw.call_id
     if isinstance(raw, dict):
         try:
             return uuid.UUID(str(raw.get("call_id")))
@@ -48,7 +51,10 @@ def call_id_of(raw: Any) -> uuid.UUID | None:
 def payload_bytes(raw: Any) -> bytes:
     """What to keep of a decoded payload: its compact JSON; the standard library's (which
     escapes a lone surrogate, ``\\ud83d``, and nests deeper than pydantic's encoder) when that
-    refuses; a ``repr`` only for what is not JSON at all (an object handed in by code)."""
+    refuses; a ``repr`` only for what is not JSON at all (an object handed in by code). Of a
+    message body the worker could not decode (``RawCall``), the body as it arrived."""
+    if isinstance(raw, RawCall):
+        return raw.body
     try:
         return encode(raw)
     except PermanentError:

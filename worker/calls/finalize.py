@@ -34,7 +34,7 @@ from worker.errors import (
 )
 from worker.log import get_logger
 from worker.maintenance.partition_cache import partition_guard
-from worker.maintenance.partitions import month_start
+from worker.maintenance.partitions import add_months, month_start
 from worker.settings import Settings
 
 log = get_logger("callstore.finalize")
@@ -72,11 +72,23 @@ class FinalizeResult:
         }
 
 
+#: The payload's lists whose rows go into monthly partitions (a retrieval's chunks carry its
+#: timestamp).
+PARTITIONED_FIELDS = ("messages", "transitions", "metrics", "rag_retrievals")
+
+
 def partition_months(payload: CallPayload) -> set[date]:
-    """Months of the rows ``payload`` writes into partitioned tables."""
-    months: set[date] = set()
-    for entries in (payload.messages, payload.transitions, payload.metrics, payload.rag_retrievals):
-        months.update(month_start(entry.timestamp) for entry in entries)
+    """Months of the rows ``payload`` writes into partitioned tables: every month from the
+    earliest entry's to the latest's. A call spans at most ``MAX_CALL_SPAN`` (two days), so no
+    month in between can lack an entry."""
+    found = payload.stamp_range(PARTITIONED_FIELDS)
+    if found is None:
+        return set()
+    month, last = month_start(found[0]), month_start(found[1])
+    months = {month}
+    while month < last:
+        month = add_months(month, 1)
+        months.add(month)
     return months
 
 

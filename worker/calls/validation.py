@@ -120,6 +120,14 @@ class ClockWindow:
 
     def check(self, payload: CallPayload) -> None:
         """``PayloadInvalid`` naming the first time outside the window."""
+        ends = [payload.started_at, payload.finalized_at]
+        if payload.ended_at is not None:
+            ends.append(payload.ended_at)
+        entries = payload.stamp_range(TIMELINE_FIELDS)
+        if entries is not None:
+            ends.extend(entries)
+        if self.earliest <= min(ends) and max(ends) <= self.latest:
+            return
         stamps: list[tuple[str, datetime | None]] = [
             ("started_at", payload.started_at),
             ("ended_at", payload.ended_at),

@@ -18,5 +18,7 @@ This room makes that path safe:
   in between loses nothing; it keeps its messages when Redis refuses writes (at its memory
   limit) instead of stopping the worker, and delivers what it cannot read to be dead-lettered;
 * ``inflight`` — those in-flight lists in Redis: the consumers' liveness keys and the sweep that
-  gives back what dead consumers held.
+  gives back what dead consumers held;
+* ``clients`` — one Redis client per kombu channel rather than one per command (task events,
+  unacknowledged records, acknowledgements).
 """

@@ -8,6 +8,11 @@ passed expiry is refused, a future one removed), the argument shape (exactly one
 the delivery count (a message its worker died on too often). A refusal keeps the bytes that
 arrived; ``rewrite`` turns the message into a ``calls.dead_letter`` task carrying them, which
 Celery then runs like any task.
+
+A call's payload is not decoded here at all: the body is split on its bytes
+(``worker.calls.raw_calls``) and only its small tail decoded, so the shape check sees one
+argument, a ``RawCall``, which the pool decodes (and refuses, keeping every byte, if the split
+was fooled). A body the split does not recognise is decoded here as before.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from worker.calls.messages import (
     json_deeper_than,
     single_payload,
 )
+from worker.calls.raw_calls import split_call_body
 from worker.errors import (
     CallstoreError,
     MessageExpired,
@@ -95,6 +101,18 @@ def rewrite(message: Any, refusal: Refusal) -> None:
     message.errors = []
 
 
+def _keep_payload_undecoded(message: Any, body: bytes) -> bool:
+    """Leave a call's payload undecoded for the pool (``worker.calls.raw_calls``): Celery then
+    finds the decoded ``[args, kwargs, embed]`` on the message, its one argument a ``RawCall``.
+    False (decode as usual) for a body of any other shape, or one with keyword arguments, which
+    the shape check refuses with what they are."""
+    split = split_call_body(body, message.content_encoding)
+    if split is None or split.kwargs:
+        return False
+    message._decoded_cache = ([split.call], split.kwargs, split.embed)
+    return True
+
+
 class Gate:
     """The checks of one worker process, with its settings."""
 
@@ -149,6 +167,8 @@ class Gate:
                 f"the message is nested more than {MESSAGE_DEPTH_LIMIT} levels deep; a"
                 f" JSON-valued field of a payload may nest at most {MAX_JSON_DEPTH}"
             )
+        if headers["task"] in GUARDED_TASKS and _keep_payload_undecoded(message, body):
+            return
         try:
             message.decode()  # kept on the message: Celery does not decode it again
         except Exception as error:
