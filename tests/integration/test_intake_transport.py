@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any
 
 import kombu.transport
@@ -98,9 +99,21 @@ def _consume(broker_url: str, client: redis.Redis, queues: list[str], count: int
     return received
 
 
+@contextlib.contextmanager
+def _kombus_own_transport() -> Iterator[None]:
+    """kombu's own Redis transport for the URLs made inside, whatever an earlier import of the
+    Celery app (which installs the workers' transport in this process) left in kombu's aliases."""
+    saved = {alias: kombu.transport.TRANSPORT_ALIASES[alias] for alias in ("redis", "rediss")}
+    _restore_aliases(dict.fromkeys(saved, "kombu.transport.redis:Transport"))
+    try:
+        yield
+    finally:
+        _restore_aliases(saved)
+
+
 def _publish(broker_url: str, queue: str, *bodies: Any, **options: Any) -> None:
     """With kombu's own transport, as the runtime publishes."""
-    with Connection(broker_url) as plain:  # type: ignore[no-untyped-call]
+    with _kombus_own_transport(), Connection(broker_url) as plain:  # type: ignore[no-untyped-call]
         producer = Producer(plain.channel())  # type: ignore[no-untyped-call]
         for body in bodies:
             producer.publish(body, routing_key=queue, serializer="json", **options)  # type: ignore[no-untyped-call]
