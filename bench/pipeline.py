@@ -187,6 +187,7 @@ def end_to_end(
             "calls": count,
             "calls_per_s": rate,
             "rows_per_call": rows_per_call,
+            "rows_per_s": rate * rows_per_call,
             "steady_calls_per_s": rate / 2,
             "e2e_p50_ms": percentile(latencies, 50),
             "e2e_p99_ms": percentile(latencies, 99),

@@ -48,14 +48,18 @@ def _why_worker_cpu(r: dict[str, Any]) -> str:
 
 def _why_e2e_throughput(r: dict[str, Any]) -> str:
     e2e = r["end_to_end"]
+    two = e2e[E2E_WORKERS]
     cpu = r["anatomy"]["cpu_ms_per_call"]
-    ceiling = r["persist"]["paths"][CEILING]["calls_per_s"]
+    p = r["persist"]
+    ceiling = p["paths"][CEILING]
     return (
-        f"2 workers stored {_f(e2e[E2E_WORKERS]['calls_per_s'])} calls/s "
-        f"(1 worker {_f(e2e['1_worker']['calls_per_s'])}) against a ceiling of "
-        f"{_f(ceiling)} calls/s, on {r['machine']['cpus']} CPUs that also run the producer, "
-        f"PostgreSQL and Redis; a call costs {_f(cpu['worker'], 2)} ms of worker CPU and "
-        f"{_f(cpu['postgres'], 2)} ms of PostgreSQL's"
+        f"2 workers stored {_f(two['calls_per_s'])} calls/s of {_f(two['rows_per_call'], 0)} "
+        f"rows ({_f(two['rows_per_s'], 0)} rows/s; 1 worker {_f(e2e['1_worker']['calls_per_s'])} "
+        f"calls/s) against a ceiling of {_f(ceiling['calls_per_s'])} calls/s of "
+        f"{_f(p['rows_per_call'], 0)} rows ({_f(ceiling['rows_per_s'], 0)} rows/s), on "
+        f"{r['machine']['cpus']} CPUs that also run the producer, PostgreSQL and Redis; a call "
+        f"costs {_f(cpu['worker'], 2)} ms of worker CPU and {_f(cpu['postgres'], 2)} ms of "
+        "PostgreSQL's"
     )
 
 
@@ -142,8 +146,12 @@ class Target:
         return f"{sign} {self.bound:g} {self.text}".rstrip()
 
 
-def _ceiling_calls_per_s(run: dict[str, Any]) -> float:
-    return float(run["persist"]["paths"][CEILING]["calls_per_s"])
+def _e2e_vs_ceiling(run: dict[str, Any]) -> float:
+    """2 workers' end-to-end throughput against the ceiling's, both in rows/s: the calls/s
+    of calls of the same size, as the two sections draw different calls of the standard
+    shape (the ceiling writes the same calls in each repetition)."""
+    e2e = run["end_to_end"][E2E_WORKERS]["rows_per_s"]
+    return float(e2e / run["persist"]["paths"][CEILING]["rows_per_s"])
 
 
 TARGETS: tuple[Target, ...] = (
@@ -157,12 +165,10 @@ TARGETS: tuple[Target, ...] = (
     ),
     Target(
         "e2e_2_workers_vs_copy_ratio",
-        "of the binary COPY ceiling, end to end with 2 workers (calls/s)",
+        "of the binary COPY ceiling, end to end with 2 workers (calls/s, weighed in rows)",
         0.6,
         at_most=False,
-        measure=lambda run: (
-            run["end_to_end"][E2E_WORKERS]["calls_per_s"] / _ceiling_calls_per_s(run)
-        ),
+        measure=_e2e_vs_ceiling,
         why=_why_e2e_throughput,
     ),
     Target(

@@ -64,6 +64,7 @@ def repetition(
     e2e_p99: float = 30.0,
     worker_ms: float = 2.0,
     postgres_ms: float = 8.0,
+    e2e_rows_per_call: float = 800.0,
 ) -> dict[str, Any]:
     """The sections of one repetition, as far as the targets and their reasons read them."""
     paths = {
@@ -74,6 +75,8 @@ def repetition(
     return {
         "persist": {
             "calls": 150,
+            "rows": 150 * 800,
+            "rows_per_call": 800.0,
             "paths": paths,
             "persist_vs_copy_ratio": real / ceiling,
             "persist_vs_orm_ratio": real / orm,
@@ -86,7 +89,8 @@ def repetition(
         "end_to_end": {
             f"{n}_worker": {
                 "calls_per_s": two_workers * n / 2,
-                "rows_per_call": 800.0,
+                "rows_per_call": e2e_rows_per_call,
+                "rows_per_s": two_workers * n / 2 * e2e_rows_per_call,
                 "steady_calls_per_s": two_workers * n / 4,
                 "e2e_p50_ms": 12.0,
                 "e2e_p99_ms": e2e_p99,
@@ -131,6 +135,14 @@ def test_each_repetition_s_ratio_is_taken_from_its_own_baseline() -> None:
     figure = targets.evaluate(runs)["e2e_2_workers_vs_copy_ratio"]
     assert figure["values"] == pytest.approx([0.7, 0.7, 0.7])
     assert figure["met"]
+
+
+def test_end_to_end_calls_are_weighed_against_the_ceiling_s_by_their_rows() -> None:
+    # Half as many rows per call at the same calls/s is half the throughput of the ceiling's.
+    figure = targets.evaluate(
+        [repetition(two_workers=70.0, ceiling=100.0, e2e_rows_per_call=400.0)]
+    )
+    assert figure["e2e_2_workers_vs_copy_ratio"]["values"] == pytest.approx([0.35])
 
 
 def test_every_target_is_met_by_a_repetition_within_bounds() -> None:
@@ -178,6 +190,14 @@ def test_a_target_missed_comes_with_the_figures_of_the_run_that_explain_it() -> 
     assert rows_of(lines)["persist_vs_copy_ratio"].split(" | ")[1:3] == ["0.40", "one run"]
 
 
+def test_a_throughput_missed_names_both_rates_in_calls_and_rows() -> None:
+    runs = [repetition(two_workers=40.0, ceiling=100.0, e2e_rows_per_call=700.0)]
+    (missed,) = [line for line in report.target_table(results_of(runs)) if line.startswith("- ")]
+    assert missed.startswith("- `e2e_2_workers_vs_copy_ratio` is not met: ")
+    assert "2 workers stored 40.0 calls/s of 700 rows (28,000 rows/s" in missed
+    assert "against a ceiling of 100.0 calls/s of 800 rows (80,000 rows/s)" in missed
+
+
 def test_a_run_that_meets_every_target_has_no_reasons_to_give() -> None:
     lines = report.target_table(results_of([repetition()]))
     assert not [line for line in lines if line.startswith("- ")]
@@ -187,7 +207,7 @@ def test_a_run_that_meets_every_target_has_no_reasons_to_give() -> None:
 def test_the_targets_open_the_document_and_the_other_sections_follow_as_before() -> None:
     results = results_of([repetition(), repetition()])
     del results["anatomy"]  # its section is rendered by bench.anatomy, apart
-    results["persist"].update(rows=120_000, rows_per_call=800.0, batched_vs_copy_ratio=0.5)
+    results["persist"]["batched_vs_copy_ratio"] = 0.5
     results["handoff"]["samples"] = 590
     results.update(
         when="2026-11-23T15:49:26+00:00",
