@@ -15,7 +15,7 @@ All paths write the same simulated calls into the same freshly truncated tables:
 
 Every path builds the transcripts with the statement the live path runs
 (``worker.calls.transcripts``), so all write the same rows, of the standard simulated call
-(``CallShape()``, as the end-to-end runs use), so calls/s compare across sections.
+(``CallShape()``, the shape the end-to-end runs draw theirs from).
 
 A run of ``python -m bench`` measures the paths the targets read (``TARGET_PATHS``) in every
 repetition and the others once; ``python -m bench.persist [--quick] [--json FILE]`` runs this
