@@ -2,8 +2,12 @@
 
 * ``finalize_and_write`` latency for a ~100 KB call against the local Redis (what the voice
   runtime waits for), with and without zlib compression at several sizes;
-* end-to-end latency (hand-off to ``persisted_at``) and calls/s with 1 and 2 worker processes;
+* end-to-end calls/s of a burst with 1 and 2 worker processes (the capacity), and latency
+  (hand-off to ``persisted_at``) at half of that capacity;
 * the resident memory of a worker's pool process across thousands of tasks.
+
+The hand-off and the end to end feed targets, so ``python -m bench`` runs them in each of its
+repetitions: ``repetition`` draws other calls of the same shape each time.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psutil
+import psycopg
+from psycopg import sql
 
 from bench.common import (
     BenchStack,
@@ -25,6 +31,7 @@ from bench.common import (
     wait_persisted,
 )
 from models.payload import QUEUE, TASK_NAME
+from worker.calls.child_tables import CALL_TABLES
 from worker.calls.validation import encode
 from worker.client.publisher import Publisher
 from worker.client.recorder import CallRecorder
@@ -60,12 +67,20 @@ def _size(recorder: CallRecorder) -> int:
     return len(encode(recorder.build_payload()))
 
 
-def handoff_latency(settings: Settings, *, quick: bool) -> dict[str, Any]:
+#: Seeds of one repetition are this far from the previous one's.
+_REPETITION_SEEDS = 1000
+
+
+def handoff_latency(settings: Settings, *, quick: bool, repetition: int = 0) -> dict[str, Any]:
     """``finalize_and_write`` p50/p99 for ~100 KB calls, sequentially on one event loop."""
     count = 150 if quick else 600
     publisher = Publisher(settings)
     recorders = _recorders(  # ~100 KiB each
-        count, settings, seed=11, shape=CallShape(80, 90), publisher=publisher
+        count,
+        settings,
+        seed=11 + repetition * _REPETITION_SEEDS,
+        shape=CallShape(80, 90),
+        publisher=publisher,
     )
     sizes = [_size(r) for r in recorders[:20]]
 
@@ -131,23 +146,38 @@ def _drive(recorders: list[CallRecorder], *, interval: float) -> dict[uuid.UUID,
     return handed
 
 
-def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[str, Any]:
-    """Calls/s of a burst, and hand-off-to-``persisted_at`` latency at a steady half load,
-    with 1 and 2 worker processes."""
+def _rows_stored(url: str) -> int:
+    """Every row of every call stored, the ``calls`` rows and transcripts included."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        return sum(_count(conn, table) for table in CALL_TABLES)
+
+
+def _count(conn: psycopg.Connection[Any], table: str) -> int:
+    row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))).fetchone()
+    return int(row[0]) if row else 0
+
+
+def end_to_end(
+    bench: BenchStack, settings: Settings, *, quick: bool, repetition: int = 0
+) -> dict[str, Any]:
+    """Calls/s of a burst of standard calls (the capacity), and hand-off-to-``persisted_at``
+    latency at a steady half of that capacity, with 1 and 2 worker processes."""
     count = 80 if quick else 300
+    seed = repetition * _REPETITION_SEEDS
     url = settings.database_url.get_secret_value()
     results: dict[str, Any] = {}
     for workers in (1, 2):
         pool = start_workers(settings, workers, bench.paths.data_dir / "logs")
         try:
             truncate(url)
-            burst = _recorders(count, settings, seed=100 + workers, shape=CallShape())
+            burst = _recorders(count, settings, seed=seed + 100 + workers, shape=CallShape())
             handed = _drive(burst, interval=0)
             persisted = wait_persisted(url, count, timeout=600)
             rate = count / (max(persisted.values()) - min(handed.values()))
+            rows_per_call = _rows_stored(url) / len(persisted)
 
             truncate(url)
-            steady = _recorders(count // 2, settings, seed=200 + workers, shape=CallShape())
+            steady = _recorders(count // 2, settings, seed=seed + 200 + workers, shape=CallShape())
             handed = _drive(steady, interval=2 / rate)
             persisted = wait_persisted(url, len(steady), timeout=600)
         finally:
@@ -156,6 +186,8 @@ def end_to_end(bench: BenchStack, settings: Settings, *, quick: bool) -> dict[st
         results[f"{workers}_worker"] = {
             "calls": count,
             "calls_per_s": rate,
+            "rows_per_call": rows_per_call,
+            "rows_per_s": rate * rows_per_call,
             "steady_calls_per_s": rate / 2,
             "e2e_p50_ms": percentile(latencies, 50),
             "e2e_p99_ms": percentile(latencies, 99),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from bench import report
-from bench.__main__ import parse_args, writes_docs
+from bench.__main__ import parse_args, repetitions, writes_docs
 
 
 @pytest.mark.parametrize(
@@ -61,3 +61,18 @@ def test_writing_a_section_keeps_the_rest_of_the_file(tmp_path: Path) -> None:
     path.write_text(DOCUMENT)
     report.write_section(path, ["## Targets", "", "new targets"])
     assert path.read_text() == DOCUMENT.replace("old targets", "new targets")
+
+
+@pytest.mark.parametrize(
+    ("argv", "repeat"),
+    [([], 3), (["--quick"], 1), (["--repeat", "5"], 5), (["--quick", "--repeat", "2"], 2)],
+)
+def test_the_target_measurements_repeat_three_times_in_a_full_run_once_in_a_quick_one(
+    argv: list[str], repeat: int
+) -> None:
+    assert repetitions(parse_args(argv)) == repeat
+
+
+def test_a_run_without_any_repetition_cannot_be_asked() -> None:
+    with pytest.raises(SystemExit):
+        parse_args(["--repeat", "0"])
