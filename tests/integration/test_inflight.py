@@ -193,7 +193,7 @@ def test_at_the_memory_limit_taking_recording_and_sweeping_go_on(
         with pytest.raises(redis.exceptions.OutOfMemoryError):
             redis_client.blmove(QUEUE, inflight.in_flight_key(alive, QUEUE), 1, "RIGHT", "LEFT")
         taken = redis_client.eval(inflight.TAKE, 2, QUEUE, inflight.in_flight_key(alive, QUEUE))
-        assert taken == entries[1]
+        assert taken == [QUEUE.encode(), entries[1]]
         inflight.record_unacked(
             redis_client,
             unacked_index="unacked_index",

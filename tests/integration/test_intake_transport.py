@@ -228,3 +228,18 @@ def test_a_consumer_that_acknowledges_nothing_keeps_no_in_flight_list(
         assert consuming.drain(timeout=5)
     assert got == [{"pong": 1}]
     assert not redis_client.hlen(inflight.REGISTRY_KEY) and _in_flight(redis_client) == 0
+
+
+def test_a_worker_of_two_queues_takes_a_backlog_without_waiting_on_the_empty_queue(
+    broker_url: str, redis_client: redis.Redis
+) -> None:
+    """A take waits on one queue at a time (``BLMOVE`` takes from one key): a worker of
+    ``calls`` and ``maintenance`` must not spend a wait on the empty ``maintenance`` between
+    every two calls of a backlog. Counted in Redis's blocking takes, not in seconds."""
+    backlog = 30
+    _publish(broker_url, QUEUE, *({"n": n} for n in range(backlog)))
+    redis_client.config_resetstat()
+    received = _consume(broker_url, redis_client, [QUEUE, "maintenance"], backlog)
+    assert [m.payload["n"] for m in received.messages] == list(range(backlog))
+    blocking = redis_client.info("commandstats").get("cmdstat_blmove", {"calls": 0})["calls"]
+    assert blocking <= 2, f"{blocking} blocking takes for a backlog of {backlog}"

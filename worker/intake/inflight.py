@@ -67,12 +67,19 @@ def liveness_key(consumer: str) -> str:
     return f"{LIVENESS_PREFIX}{consumer}"
 
 
-#: KEYS[1] queue, KEYS[2] in-flight list: ``LMOVE``, as a script (Redis at its memory limit
-#: refuses ``BLMOVE``; ``RPOP`` first lets the ``LPUSH`` run). Returns the entry or nil.
+#: Pairs of KEYS, a queue and its in-flight list, in the order to try them: ``LMOVE`` from the
+#: first queue that holds an entry, as a script (Redis at its memory limit refuses ``BLMOVE``;
+#: ``RPOP`` first lets the ``LPUSH`` run), and a worker of several queues looks at all of them in
+#: one step. Returns ``{queue, entry}``, or nil when every queue is empty.
 TAKE = """
-local entry = redis.call('RPOP', KEYS[1])
-if entry then redis.call('LPUSH', KEYS[2], entry) end
-return entry
+for i = 1, #KEYS, 2 do
+  local entry = redis.call('RPOP', KEYS[i])
+  if entry then
+    redis.call('LPUSH', KEYS[i + 1], entry)
+    return {KEYS[i], entry}
+  end
+end
+return false
 """
 
 #: KEYS[1] unacked index (zset), KEYS[2] unacked (hash), KEYS[3] in-flight list; ARGV[1]

@@ -27,8 +27,10 @@ queue``, the metrics, the runtime's kombu) reads.
 per priority step of every queue. callstore sends no priorities, so the workers use the queue's
 own list only (``priority_steps`` ``[0]``: what they publish goes there too), and the sweep moves
 what another producer sent with a priority to the far end of its queue. A worker of several
-queues (maintenance, migration) waits on each in turn for its share of kombu's one-second
-poll, so each is served within about a second. A consumer that acknowledges nothing
+queues (calls and maintenance) looks at all of them in one script (``LMOVE`` from the first
+that holds an entry, in kombu's round-robin order) and only when all are empty waits on one of
+them in turn, for its share of kombu's one-second poll: a backlog on one queue is taken without
+a wait on another, and an arrival on any is served within about a second. A consumer that acknowledges nothing
 (``no_ack``: replies to remote control) has nothing to record and takes with ``BRPOP``.
 
 **Memory limit.** Redis at its memory limit (``maxmemory`` with ``noeviction``, the broker's
@@ -214,9 +216,13 @@ class _Taking(NamedTuple):
     """The take a channel has sent and not yet read the reply of."""
 
     queue: str
-    in_flight: str | None  # None: a ``BRPOP`` of a queue without acknowledgements
+    #: The in-flight list of each queue the take may take from; none for a ``BRPOP`` of a
+    #: queue without acknowledgements.
+    in_flights: dict[str, str]
     command: str
     wait: float
+    #: Sent while Redis refuses ``BLMOVE``: a script that found nothing waits here instead.
+    refused: bool = False
 
 
 class Channel(kombu_redis.Channel):
@@ -238,6 +244,8 @@ class Channel(kombu_redis.Channel):
         self._taking: _Taking | None = None
         self._refused_until = 0.0
         self._idle_until = 0.0
+        #: A worker of several queues found them all empty: its next take waits on one.
+        self._found_empty = False
         self._heartbeat_at = float("-inf")
         self._swept_at = float("-inf")
         super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
@@ -276,16 +284,25 @@ class Channel(kombu_redis.Channel):
         wait = self.brpop_timeout if timeout is None else timeout
         wait = wait / len(queues) if wait else 0
         command: list[Any]
-        in_flight = None
+        in_flights: dict[str, str] = {}
+        refused = False
         if queue in self._no_ack_queues:
             command = ["BRPOP", queue, wait]
         else:
-            in_flight = inflight.in_flight_key(self._live_consumer(queue), queue)
-            if now < self._refused_until:
-                command = ["EVAL", inflight.TAKE, 2, queue, in_flight]
+            # One look at every queue, in the cycle's order, before a wait on one of them: a
+            # backlog on one queue is taken without a wait on another that is empty.
+            in_flights = {
+                q: inflight.in_flight_key(self._live_consumer(q), q)
+                for q in queues
+                if q not in self._no_ack_queues
+            }
+            refused = now < self._refused_until
+            if refused or (len(in_flights) > 1 and not self._found_empty):
+                keys = [key for pair in in_flights.items() for key in pair]
+                command = ["EVAL", inflight.TAKE, len(keys), *keys]
             else:
-                command = ["BLMOVE", queue, in_flight, "RIGHT", "LEFT", wait]
-        self._taking = _Taking(queue, in_flight, command[0], wait)
+                command = ["BLMOVE", queue, in_flights[queue], "RIGHT", "LEFT", wait]
+        self._taking = _Taking(queue, in_flights, command[0], wait, refused)
         self._in_poll = self.client.connection
         self._brpop_sent_at = time.monotonic()  # type: ignore[assignment]
         self.client.connection.send_command(*command)
@@ -313,13 +330,22 @@ class Channel(kombu_redis.Channel):
                 )
                 self._refused_until = time.monotonic() + _REFUSED_TAKE_SECONDS
                 raise Empty() from None
-            self._queue_cycle.rotate(taking.queue)
-            entry = reply[1] if taking.command == "BRPOP" and reply else reply
-            if not entry:
-                if taking.command == "EVAL":  # a script does not wait: wait here instead
+            queue, entry = taking.queue, None
+            if taking.command == "EVAL":
+                if reply:
+                    queue, entry = reply[0].decode(), reply[1]
+                    self._found_empty = False
+                elif taking.refused:  # a script does not wait: wait here instead
                     self._idle_until = time.monotonic() + (taking.wait or 1)
+                else:  # every queue empty: the next take waits on one of them
+                    self._found_empty = True
+            else:
+                entry = reply[1] if taking.command == "BRPOP" and reply else reply
+                self._found_empty = False
+            self._queue_cycle.rotate(queue)
+            if not entry:
                 raise Empty()
-            self._deliver_entry(taking.queue, taking.in_flight, entry)
+            self._deliver_entry(queue, taking.in_flights.get(queue), entry)
             return True
         finally:
             self._in_poll = None  # type: ignore[assignment]
