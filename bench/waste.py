@@ -9,38 +9,61 @@ worker itself and orders the list by the CPU each remedy would save per call.
 from __future__ import annotations
 
 import base64
-import gc
 import json
 import logging
-import pickle
 import time
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
 from io import StringIO
 from typing import Any
 
 import pydantic_core
 from celery import Celery
-from kombu.utils import json as kombu_json
 from sqlalchemy import create_engine
 
 from bench.common import best_of, standard_payloads
 from models.payload import CallPayload
-from worker.calls.finalize import partition_months
-from worker.calls.persist import build_rows
 from worker.calls.validation import encode
 from worker.client.queues import redis_client
 from worker.db import raw_connection, session_scope
 from worker.log import configure_logging, get_logger
-from worker.maintenance.partitions import add_months, month_start
 from worker.settings import ClientSettings, Settings
 
 _REPEATS = 5
-#: kombu's JSON codec, what the worker decodes every message with (untyped upstream).
-kombu_loads: Callable[[Any], Any] = kombu_json.loads
-kombu_dumps: Callable[[Any], str] = kombu_json.dumps
+#: What the first anatomy (2026-11-23: worker 33.4 ms of CPU per call, 2.32 times PostgreSQL's)
+#: ranked, and is gone: (where it was, what replaced it, the stage's ms per call then → since).
+REMOVED = (
+    (
+        "the body decoded in the main process and pickled to the pool beside its raw bytes",
+        (
+            "a `Request` for `calls.finalize` (`tasks/finalize_request.py`) hands the pool the "
+            "call's bytes, split from the body undecoded (`worker/calls/raw_calls.py`), decoded "
+            "once in the pool by pydantic-core"
+        ),
+        "decode 4.26 and hand-off 3.36 → 0.77 and 1.10",
+    ),
+    (
+        "garbage collection in the pool scanning the whole heap",
+        "`gc.freeze()` in the main process before the pool forks",
+        "3.02 → 0.40",
+    ),
+    (
+        "the partition check: `month_start` of every entry",
+        "the earliest and latest timestamp of each timeline, found once during validation",
+        "1.35 → 0.01",
+    ),
+    (
+        "the unacknowledged record re-encoding the whole envelope",
+        "the transport records the entry as it was taken (`worker/intake/transport.py`)",
+        "1.18 → 0.34",
+    ),
+    (
+        "a Redis client built for every task event, record and acknowledgement",
+        "one Redis client per kombu channel (`worker/intake/clients.py`)",
+        "task events 2.14 → 0.91",
+    ),
+)
 
 
 def _ms_per_call(bodies: list[Any], work: Callable[[Any], object], repeats: int) -> float:
@@ -53,24 +76,6 @@ def _ms_per_call(bodies: list[Any], work: Callable[[Any], object], repeats: int)
         return (time.perf_counter() - began) * 1000 / len(bodies)
 
     return best_of(repeats, once)
-
-
-def _months_from_bounds(payload: CallPayload) -> set[date]:
-    """The remedy for the partition check: the months between the earliest and the latest
-    timestamp of the partitioned entries, instead of a ``month_start`` per entry."""
-    stamps = [
-        entry.timestamp
-        for entries in (payload.messages, payload.transitions, payload.metrics)
-        for entry in entries[:1] + entries[-1:]
-    ] + [r.timestamp for r in payload.rag_retrievals[:1] + payload.rag_retrievals[-1:]]
-    if not stamps:
-        return set()
-    first, last = month_start(min(stamps)), month_start(max(stamps))
-    months, month = {first}, first
-    while month < last:
-        month = add_months(month, 1)
-        months.add(month)
-    return months
 
 
 def _envelope(body: bytes) -> dict[str, Any]:
@@ -89,32 +94,6 @@ def _envelope(body: bytes) -> dict[str, Any]:
             "delivery_tag": "0" * 36,
         },
     }
-
-
-def _gc_ms_per_call(bodies: list[bytes], *, freeze: bool) -> float:
-    """Garbage-collection milliseconds per call of the pool's per-call work (decode, validate,
-    build rows) in this process, with the heap as it is or frozen first."""
-    spent = [0.0]
-    started = [0.0]
-
-    def hook(phase: str, _info: dict[str, Any]) -> None:
-        if phase == "start":
-            started[0] = time.process_time()
-        else:
-            spent[0] += time.process_time() - started[0]
-
-    gc.collect()
-    if freeze:
-        gc.freeze()
-    gc.callbacks.append(hook)
-    try:
-        for body in bodies:
-            build_rows(CallPayload.model_validate(kombu_loads(body)))
-    finally:
-        gc.callbacks.remove(hook)
-        if freeze:
-            gc.unfreeze()
-    return spent[0] * 1000 / len(bodies)
 
 
 def _log_line_ms(repeats: int) -> float:
@@ -176,50 +155,29 @@ def run(settings: Settings, *, quick: bool) -> dict[str, Any]:
     repeats = 3 if quick else _REPEATS
     payloads = standard_payloads(20 if quick else 40, seed=61)
     bodies = [encode(p) for p in payloads]
-    models = [CallPayload.model_validate(p) for p in payloads]
     envelopes = [_envelope(b) for b in bodies]
     compressed = [zlib.compress(b) for b in bodies]
     raw_bytes = sum(len(b) for b in bodies) / len(bodies)
-    handoff_with_args = [
-        ("calls.finalize", "id", {"args": [p], "kwargs": {}, "argsrepr": "<call>"}, b, "json")
-        for p, b in zip(payloads, bodies, strict=True)
-    ]
-    handoff_bytes_only = [
-        ("calls.finalize", "id", {"argsrepr": "<call>"}, b, "json") for b in bodies
-    ]
 
     def measure(items: list[Any], work: Callable[[Any], object]) -> float:
         return _ms_per_call(items, work, repeats)
 
-    def pickle_round_trip(item: Any) -> object:
-        return pickle.loads(pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL))  # noqa: S301
-
     def validate_as_now(body: bytes) -> object:
-        raw = kombu_loads(body)
+        raw = pydantic_core.from_json(body)  # as the pool decodes a call's bytes (``RawCall``)
         encode(raw)
         return CallPayload.model_validate(raw)
 
     return {
         "payload_bytes_mean": raw_bytes,
-        "decode_kombu_ms": measure(bodies, kombu_loads),
-        "decode_stdlib_ms": measure(bodies, json.loads),
-        "decode_pydantic_core_ms": measure(bodies, pydantic_core.from_json),
         "reencode_ms": measure(payloads, encode),
         "model_validate_ms": measure(payloads, CallPayload.model_validate),
         "validate_as_now_ms": measure(bodies, validate_as_now),
         "model_validate_json_ms": measure(bodies, CallPayload.model_validate_json),
-        "pickle_with_args_ms": measure(handoff_with_args, pickle_round_trip),
-        "pickle_bytes_only_ms": measure(handoff_bytes_only, pickle_round_trip),
         "base64_decode_ms": measure([e["body"] for e in envelopes], base64.b64decode),
         "base64_encode_ms": measure(bodies, base64.b64encode),
-        "envelope_redump_ms": measure(envelopes, lambda e: kombu_dumps([e, "", "calls"])),
-        "partitions_per_entry_ms": measure(models, partition_months),
-        "partitions_from_bounds_ms": measure(models, _months_from_bounds),
         "zlib_compress_ms": measure(bodies, zlib.compress),
         "zlib_decompress_ms": measure(compressed, zlib.decompress),
         "zlib_ratio": sum(len(c) for c in compressed) / sum(len(b) for b in bodies),
-        "gc_ms": _gc_ms_per_call(bodies, freeze=False),
-        "gc_frozen_ms": _gc_ms_per_call(bodies, freeze=True),
         "log_line_ms": _log_line_ms(repeats),
         "checkout_pre_ping_ms": _checkout_ms(settings, pre_ping=True, repeats=repeats),
         "checkout_plain_ms": _checkout_ms(settings, pre_ping=False, repeats=repeats),
@@ -236,8 +194,6 @@ class Waste:
     change: str
     saves_ms: float
     risk: str
-    #: Another line's remedy includes this one's: not added to the total.
-    alternative: bool = False
 
 
 def _stage(anatomy: dict[str, Any], key: str, role: str | None = None) -> float:
@@ -251,17 +207,9 @@ def rank(w: dict[str, Any], a: dict[str, Any]) -> list[Waste]:
     """The waste, dearest remedy-saving first, from the micro-measurements ``w`` and the
     anatomy ``a`` (stage costs measured in the worker)."""
     body_kib = w["payload_bytes_mean"] / 1024
-    decode_main = _stage(a, "body_decode", "main")
-    handoff = _stage(a, "handoff")
-    pickled_args = max(w["pickle_with_args_ms"] - w["pickle_bytes_only_ms"], 0.0)
-    gc_now = _stage(a, "gc")
-    gc_ratio = w["gc_frozen_ms"] / w["gc_ms"] if w["gc_ms"] else 1.0
     decode_pool = _stage(a, "body_decode", "pool")
     validation_pool = _stage(a, "validation") + _stage(a, "validation_encode")
     validate_ratio = w["model_validate_json_ms"] / w["validate_as_now_ms"]
-    decode_ratio = w["decode_pydantic_core_ms"] / w["decode_kombu_ms"]
-    partitions = _stage(a, "partitions")
-    partition_ratio = w["partitions_from_bounds_ms"] / w["partitions_per_entry_ms"]
     logging_now = _stage(a, "logging")
     unacked = _stage(a, "unacked")
     b64 = _stage(a, "base64")
@@ -271,63 +219,22 @@ def rank(w: dict[str, Any], a: dict[str, Any]) -> list[Waste]:
     compression_saves = (b64 + unacked) * (1 - compressed_share) - w["zlib_decompress_ms"]
     items = [
         Waste(
-            "body decoded in the main process, and pickled to the pool with the raw body",
-            decode_main + handoff,
-            "a `Request` class for `calls.finalize` that leaves the body undecoded in the main "
-            "process (protocol 2 carries all it needs in headers) and hands only the raw body "
-            "to the pool; today Celery's strategy decodes it to look for a protocol-1 `args` "
-            f"key and pickles the decoded arguments beside the {body_kib:.0f} KiB raw body",
-            decode_main + pickled_args,
-            "medium: Celery's private `Request` internals; pin Celery, keep the ack/reject "
-            "acceptance tests",
-        ),
-        Waste(
-            "garbage collection in the pool (generation 2 scans the whole heap)",
-            gc_now,
-            "`gc.freeze()` once the pool process is initialized (imports, engine), so "
-            "collections no longer scan the modules' objects; optionally a larger "
-            f"generation-0 threshold. Micro-measured GC with the heap frozen: {gc_ratio:.2f} of "
-            "today's, in the benchmark's own process, whose heap is not the worker's: to be "
-            "measured in the worker before it is counted on",
-            max(gc_now * (1 - gc_ratio), 0.0),
-            "low: frozen objects were alive for the process's life anyway",
-        ),
-        Waste(
             "decode → dict → re-encode → `model_validate` in the pool",
             decode_pool + validation_pool,
-            "validate straight from the message's JSON bytes (`model_validate_json`): one "
-            "pass instead of kombu's decoder (a Python `object_hook` per object), the re-encode "
-            "for the size check and the dict validation "
-            f"(micro-measured: {validate_ratio:.2f} of today's chain); the task needs the raw "
-            "payload JSON, e.g. a decoder that hands it over unparsed",
+            "validate straight from the message's JSON bytes (`model_validate_json`): the pool "
+            "already gets the bytes (`RawCall`), but decodes them to a dict, re-encodes the "
+            "dict for the size check and validates the dict "
+            f"(micro-measured: {validate_ratio:.2f} of today's chain); the dead-letter and "
+            "retry paths need the decoded payload only when they run",
             (decode_pool + validation_pool) * (1 - validate_ratio),
-            "medium: the body must reach the task undecoded (a serializer hook, or the payload "
-            "sent as one JSON string); dead letters keep the exact bytes, which is simpler",
-        ),
-        Waste(
-            "kombu's JSON decoder (alone, if the chain above stays)",
-            decode_pool + decode_main,
-            "decode `application/json` with pydantic-core instead of kombu's `object_hook` "
-            f"decoder ({decode_ratio:.2f} of its time); our producers never write kombu's "
-            "`__type__` markers",
-            (decode_pool + decode_main) * (1 - decode_ratio),
-            "low: register the decoder for the content type; a message with kombu's markers "
-            "(only Celery's own datetimes) would keep them as plain dicts",
-            alternative=True,
-        ),
-        Waste(
-            "partition check: `month_start` of every entry",
-            partitions,
-            "the months between the earliest and the latest timestamp "
-            f"({partition_ratio:.3f} of today's time)",
-            partitions * (1 - partition_ratio),
-            "none: the same set of months",
+            "medium: a retry publishes the decoded arguments today (`request.args`); it would "
+            "publish the bytes instead",
         ),
         Waste(
             "task events: `task-received`, `task-started`, `task-succeeded`",
             events,
-            "keep all three (Flower needs them for every finalize) but publish them on one kept "
-            "connection: kombu's fanout publish builds a Redis client per event "
+            "keep all three (Flower needs them for every finalize) but publish them straight on "
+            "one kept connection instead of through Celery's dispatcher and kombu's producer "
             f"(micro-measured: {w['event_celery_ms']:.3f} ms per event through Celery's "
             f"dispatcher, {w['event_one_connection_ms']:.3f} ms on one connection)",
             min(events, 3 * max(w["event_celery_ms"] - w["event_one_connection_ms"], 0.0)),
@@ -335,19 +242,10 @@ def rank(w: dict[str, Any], a: dict[str, Any]) -> list[Waste]:
             "today (results are ignored, so no STARTED state is stored)",
         ),
         Waste(
-            "unacked record: kombu re-encodes the whole envelope to store it in `unacked`",
-            unacked,
-            "store the message as received (the JSON read from `BRPOP`) instead of decoding "
-            f"and re-encoding it ({w['envelope_redump_ms']:.2f} ms measured per call); the "
-            "HSET itself is what acks-late needs",
-            min(w["envelope_redump_ms"], unacked),
-            "medium: a patched kombu Redis channel",
-        ),
-        Waste(
             f"compression off for the standard call ({body_kib:.0f} KiB < the 256 KiB threshold)",
             b64 + unacked,
             f"compress from about 64 KiB: the body shrinks to {w['zlib_ratio']:.2f} of its "
-            "size, so base64, the unacked re-encode and Redis's memory and AOF shrink with it; "
+            "size, so base64, the unacked record and Redis's memory and AOF shrink with it; "
             f"costs {w['zlib_decompress_ms']:.2f} ms to decompress in the worker and "
             f"{w['zlib_compress_ms']:.2f} ms to compress in the runtime's hand-off thread",
             max(compression_saves, 0.0),
@@ -388,7 +286,7 @@ def rank(w: dict[str, Any], a: dict[str, Any]) -> list[Waste]:
 
 def markdown(w: dict[str, Any], a: dict[str, Any]) -> list[str]:
     items = rank(w, a)
-    saved = sum(item.saves_ms for item in items if not item.alternative)
+    saved = sum(item.saves_ms for item in items)
     worker = a["cpu_ms_per_call"]["worker"]
     postgres = a["cpu_ms_per_call"]["postgres"]
     lines = [
@@ -397,8 +295,7 @@ def markdown(w: dict[str, Any], a: dict[str, Any]) -> list[str]:
         (
             "The waste the table shows, ranked by the CPU its remedy would save per call. *Now* is "
             "the stage as measured in the worker above; *saves* applies the ratio micro-measured "
-            "in `bench/waste.py` (same run, standard calls) to it. The decoder alone is an "
-            "alternative to validating from bytes, which includes it; the total counts it once."
+            "in `bench/waste.py` (same run, standard calls) to it."
         ),
         "",
         "| # | where | now ms | change | saves ms | risk |",
@@ -412,7 +309,14 @@ def markdown(w: dict[str, Any], a: dict[str, Any]) -> list[str]:
     lines += [
         "",
         (
-            f"All of them together would save about {saved:.1f} of the {worker:.1f} ms; "
+            "Already removed (the stage's ms per call in the first anatomy, 2026-11-23, → in "
+            "the full run of 2026-11-30):"
+        ),
+        "",
+        *(f"- {where}: {change} ({figures})" for where, change, figures in REMOVED),
+        "",
+        (
+            f"All of the table's remedies together would save about {saved:.1f} of the {worker:.1f} ms; "
             f"the worker would then spend about {(worker - saved) / postgres:.2f} × "
             "PostgreSQL's CPU per call. What remains is the work itself (validation, building "
             "and writing ~800 rows) and Celery's per-message machinery in the main process "
