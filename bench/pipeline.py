@@ -34,6 +34,7 @@ from models.payload import QUEUE, TASK_NAME
 from worker.calls.child_tables import CALL_TABLES
 from worker.calls.validation import encode
 from worker.client.publisher import Publisher
+from worker.client.queues import redis_client
 from worker.client.recorder import CallRecorder
 from worker.dev.simulate import CallShape, simulate_call
 from worker.settings import Settings
@@ -63,10 +64,6 @@ def _recorders(
     ]
 
 
-def _size(recorder: CallRecorder) -> int:
-    return len(encode(recorder.build_payload()))
-
-
 #: Seeds of one repetition are this far from the previous one's.
 _REPETITION_SEEDS = 1000
 
@@ -82,7 +79,8 @@ def handoff_latency(settings: Settings, *, quick: bool, repetition: int = 0) -> 
         shape=CallShape(80, 90),
         publisher=publisher,
     )
-    sizes = [_size(r) for r in recorders[:20]]
+    bodies = [encode(r.build_payload()) for r in recorders[:20]]
+    sizes = [len(body) for body in bodies]
 
     async def drive() -> list[float]:
         timings = []
@@ -97,12 +95,34 @@ def handoff_latency(settings: Settings, *, quick: bool, repetition: int = 0) -> 
 
     timings = asyncio.run(drive())
     publisher.close()
+    floor = _raw_push_ms(settings, bodies, len(timings))
     return {
         "payload_bytes_mean": sum(sizes) / len(sizes),
         "finalize_p50_ms": percentile(timings, 50),
         "finalize_p99_ms": percentile(timings, 99),
+        "raw_push_p50_ms": percentile(floor, 50),
+        "raw_push_p99_ms": percentile(floor, 99),
         "samples": len(timings),
     }
+
+
+def _raw_push_ms(settings: Settings, bodies: list[bytes], count: int) -> list[float]:
+    """The floor under a hand-off, in the same run: one ``LPUSH`` of a payload's bytes to the
+    same Redis (its append-only file fsynced on every write, as the broker's is), ``count``
+    times, one after another, with nothing else of the hand-off."""
+    key = "bench:handoff:raw-push"
+    client = redis_client(settings.broker_url.get_secret_value())
+    timings = []
+    try:
+        for n in range(count):
+            began = time.perf_counter()
+            client.lpush(key, bodies[n % len(bodies)])
+            timings.append((time.perf_counter() - began) * 1000)
+            client.delete(key)
+    finally:
+        client.delete(key)
+        client.close()
+    return timings
 
 
 def compression(settings: Settings, *, quick: bool) -> dict[str, Any]:

@@ -85,6 +85,8 @@ def repetition(
             "payload_bytes_mean": 100 * 1024,
             "finalize_p50_ms": 2.5,
             "finalize_p99_ms": finalize_p99,
+            "raw_push_p50_ms": 1.5,
+            "raw_push_p99_ms": 7.25,
         },
         "end_to_end": {
             f"{n}_worker": {
@@ -234,3 +236,12 @@ def test_the_targets_open_the_document_and_the_other_sections_follow_as_before()
     assert document.startswith("# Benchmarks\n\nMeasured 2026-11-23T15:49:26+00:00 on 2 CPUs")
     assert "measured in 2 repetitions of this run" in document
     assert "| 2 | 70.0 | 800 | 35.0 calls/s | 12.0 ms | 30.0 ms |" in document
+
+
+def test_a_hand_off_missed_names_what_redis_alone_costs_in_the_same_run() -> None:
+    runs = [repetition(finalize_p99=9.0)]
+    (missed,) = [line for line in report.target_table(results_of(runs)) if line.startswith("- ")]
+    assert missed.startswith("- `finalize_p99_ms` is not met: ")
+    assert "p99 of each run: 9.00 ms (1 of 1 over 5 ms)" in missed
+    assert "a raw LPUSH of the same bytes to the same Redis" in missed
+    assert "p50 1.50 ms and p99 7.25 ms in the same run" in missed
