@@ -260,8 +260,10 @@ async def _drive(
         if delay > 0:
             await asyncio.sleep(delay)
         async with semaphore:
-            # A malformed payload stands for another producer's: it has no recorder whose
-            # journal would bring the call back (as an interrupted call) once dropped.
+            # A payload the soak publishes itself (a malformed one, a burst's two first
+            # deliveries) stands for another producer's: no recorder journal brings its call
+            # back once dropped. Recovered, such a journal is a second producer of the call,
+            # whose revision may be the one the soak published (a revision conflict).
             malformed_call = rng.random() < config.malformed_ratio
             recorder = simulate_call(
                 random.Random(rng.getrandbits(48)),
@@ -269,7 +271,7 @@ async def _drive(
                 shape=config.shape,
                 settings=settings,
                 publisher=keeping,
-                journal=not malformed_call,
+                journal=not (malformed_call or index in burst),
             )
             recorder.update_status("ended")
             body = recorder.build_payload()
